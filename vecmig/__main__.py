@@ -1,0 +1,3 @@
+from vecmig.cli import main
+
+main()

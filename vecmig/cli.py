@@ -1,0 +1,383 @@
+"""The ``vecmig`` command line: parse, call ``vecmig.command``, print. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from vecmig import __version__
+from vecmig.errors import VecmigError
+
+EXAMPLES = """
+\b
+Examples:
+  vecmig init myproj
+  vecmig revision -m "create products" --template create_collection
+  vecmig upgrade head --plan
+  vecmig upgrade head
+  vecmig current --check-heads
+  vecmig downgrade -1
+"""
+
+
+def _parse_x(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r}: write -x key=value", param_hint="-x")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value
+    return out
+
+
+class State:
+    """What the group options set up for the commands."""
+
+    def __init__(self, config_path, url, x, lock_timeout=None):
+        self.config_path, self.url, self.x, self.lock_timeout = config_path, url, x, lock_timeout
+
+    def config(self):
+        from vecmig.config import Config
+
+        cfg = Config.load(self.config_path, url=self.url, x=self.x)
+        if self.lock_timeout is not None:
+            cfg.lock_timeout = self.lock_timeout
+        return cfg
+
+
+def emit(data, as_json: bool, text) -> None:
+    """Print ``data`` as JSON or through ``text(data)``."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+    else:
+        text(data)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+@click.group(epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", metavar="PATH", help="Config file (default: $VECMIG_CONFIG or ./vecmig.ini).")
+@click.option("--url", metavar="URL", help="Store URL; overrides the config and $VECMIG_URL.")
+@click.option("-x", "x_args", multiple=True, metavar="KEY=VALUE", help="Values for Python revision files (op.x). Repeatable.")
+@click.option("--lock-timeout", type=float, metavar="SECONDS", help="Wait this long for another runner's lock (default: lock_timeout in the config, 0).")
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(__version__, prog_name="vecmig")
+@click.pass_context
+def cli(ctx, config_path, url, x_args, lock_timeout, debug):
+    """Migrations-as-code for vector databases (Qdrant, Weaviate).
+
+    Revision files in versions/ declare collections and operations; `vecmig upgrade` applies them
+    in order and records what it did in a state collection inside the store.
+    """
+    ctx.obj = State(config_path, url, _parse_x(x_args), lock_timeout)
+    ctx.meta["debug"] = debug
+
+
+def _cmd():
+    from vecmig import command
+
+    return command
+
+
+# -- project ---------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("directory", default=".")
+@click.option("--url", "store_url", metavar="URL", help="Store URL to write into vecmig.ini.")
+def init(directory, store_url):
+    """Create a project: vecmig.ini, versions/, templates/."""
+    root = _cmd().init(directory, url=store_url)
+    click.echo(f"Created {root / 'vecmig.ini'}, {root / 'versions'}/ and {root / 'templates'}/")
+    click.echo("Next: vecmig revision -m \"create products\" --template create_collection")
+
+
+@cli.command()
+@click.option("-m", "--message", required=True, help="What the revision does.")
+@click.option("--template", "-t", default="blank", show_default=True, help="Template name (see list-templates).")
+@click.option("--head", default="head", show_default=True, help="Parent revision: head, base (new branch), label@head or an id.")
+@click.option("--depends-on", multiple=True, help="Revision this one depends on (repeatable).")
+@click.option("--rev-id", help="Use this id instead of a random one.")
+@click.option("--branch-label", multiple=True, help="Label for a new branch (repeatable).")
+@click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Extra template variable (repeatable).")
+@click.pass_obj
+def revision(obj, message, template, head, depends_on, rev_id, branch_label, variables):
+    """Write a new revision file in versions/."""
+    rev = _cmd().revision(obj.config(), message, template=template, head=head, depends_on=depends_on, rev_id=rev_id,
+                          branch_labels=branch_label, **_parse_x(variables))
+    click.echo(f"Generated {rev.path}")
+
+
+@cli.command("list-templates")
+@json_option
+@click.pass_obj
+def list_templates(obj, as_json):
+    """Templates for `vecmig revision --template`."""
+    emit(_cmd().list_templates(obj.config()), as_json,
+         lambda rows: [click.echo(f"{r['name']:<22} {r['description']}") for r in rows])
+
+
+@cli.command()
+@click.argument("revisions", nargs=-1)
+@click.option("-m", "--message", default="merge", show_default=True)
+@click.option("--rev-id")
+@click.pass_obj
+def merge(obj, revisions, message, rev_id):
+    """Write a revision that merges several heads (default: all)."""
+    rev = _cmd().merge(obj.config(), revisions or ("heads",), message=message, rev_id=rev_id)
+    click.echo(f"Generated {rev.path}")
+
+
+# -- migrating --------------------------------------------------------------------------------------
+
+def _print_plan(plan, store: str = "") -> None:
+    if not plan.steps:
+        click.echo(f"Nothing to do: the store is at {', '.join(plan.heads_before) or 'base'}.")
+        return
+    for step in plan.steps:
+        click.echo(step.label)
+        for i, op in enumerate(step.ops, 1):
+            flag = "  !" if op.irreversible else "   "
+            click.echo(f"{flag} {i}. {op.describe()}")
+    click.echo(f"Heads: {', '.join(plan.heads_before) or 'base'} -> {', '.join(plan.heads_after) or 'base'}")
+
+
+def _confirm(yes: bool):
+    def ask(plan) -> bool:
+        doomed = _cmd().destructive_ops(plan)
+        if not doomed or yes:
+            return True
+        if not sys.stdin.isatty():
+            raise VecmigError(f"this plan deletes data ({doomed[0]}{' and more' if len(doomed) > 1 else ''}): check it with --plan, then re-run with --yes")
+        _print_plan(plan)
+        return click.confirm("This deletes data (ops marked !). Go ahead?", default=False)
+
+    return ask
+
+
+def _migrate_command(name, direction_help):
+    def decorator(f):
+        f = click.option("--plan", "plan_only", is_flag=True, help="Show what would run against the live store; write nothing.")(f)
+        f = click.option("--yes", "-y", is_flag=True, help="Don't ask before ops that delete data.")(f)
+        f = json_option(f)
+        return cli.command(name, help=direction_help)(f)
+
+    return decorator
+
+
+@_migrate_command("upgrade", "Apply revisions up to TARGET (head, heads, +N, an id, label@head).")
+@click.argument("target", default="head")
+@click.option("--accept-checksums", is_flag=True, help="Accept applied revision files that changed since.")
+@click.pass_obj
+def upgrade(obj, target, plan_only, yes, as_json, accept_checksums):
+    from vecmig.progress import Reporter
+
+    plan = _cmd().upgrade(obj.config(), target, plan_only=plan_only, accept_checksums=accept_checksums,
+                          reporter=Reporter(quiet=as_json), confirm=_confirm(yes))
+    _after_migrate(plan, plan_only, as_json)
+
+
+@_migrate_command("downgrade", "Undo revisions down to TARGET (-1, -N, base, an id, label@base).")
+@click.argument("target")
+@click.pass_obj
+def downgrade(obj, target, plan_only, yes, as_json):
+    from vecmig.progress import Reporter
+
+    plan = _cmd().downgrade(obj.config(), target, plan_only=plan_only, reporter=Reporter(quiet=as_json), confirm=_confirm(yes))
+    _after_migrate(plan, plan_only, as_json)
+
+
+def _after_migrate(plan, plan_only, as_json):
+    if as_json:
+        emit({**plan.to_dict(), "applied": not plan_only}, True, None)
+    elif plan_only:
+        _print_plan(plan)
+        click.echo("(plan only: nothing was written)")
+    elif plan.steps:
+        click.echo(f"Done. Heads: {', '.join(plan.heads_after) or 'base'}")
+
+
+@cli.command()
+@click.argument("target")
+@click.option("--purge", is_flag=True, help="Ignore the store's current heads (they may be unknown).")
+@click.pass_obj
+def stamp(obj, target, purge):
+    """Set the store's revision without running any op (adopt an existing store)."""
+    result = _cmd().stamp(obj.config(), target, purge=purge)
+    click.echo(f"Stamped: {', '.join(result['heads_before']) or 'base'} -> {', '.join(result['heads']) or 'base'}")
+
+
+# -- reading ----------------------------------------------------------------------------------------
+
+def _rev_line(r: dict) -> str:
+    parents = ", ".join(r["down_revision"]) or "<base>"
+    marks = "".join([" (head)" if r.get("is_head") else "", " (current)" if r.get("current") else ""])
+    labels = f" ({', '.join(r['branch_labels'])})" if r.get("branch_labels") else ""
+    return f"{parents} -> {r['revision']}{labels}{marks}, {r['message']}"
+
+
+@cli.command()
+@click.option("--check-heads", is_flag=True, help="Exit 1 unless the store is at the script's heads.")
+@json_option
+@click.pass_obj
+def current(obj, check_heads, as_json):
+    """The revision(s) the store is at."""
+    result = _cmd().current(obj.config())
+
+    def text(r):
+        if not r["heads"]:
+            click.echo(f"{r['store']}: at base (nothing applied)")
+        for rev in r["revisions"]:
+            head = " (head)" if rev["revision"] in r["script_heads"] else ""
+            click.echo(f"{rev['revision']}{head}, {rev['message']}  [applied {rev['applied_at'] or '?'}]")
+
+    emit(result, as_json, text)
+    if check_heads and not result["at_head"]:
+        click.echo(f"not at head: the store is at {', '.join(result['heads']) or 'base'}, the scripts' heads are {', '.join(result['script_heads'])}", err=True)
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("-r", "--rev-range", metavar="RANGE", help="e.g. base:head, abc1:, :abc1, current:head.")
+@click.option("-v", "--verbose", is_flag=True, help="Show paths, labels and dependencies.")
+@click.option("-i", "--indicate-current", is_flag=True, help="Ask the store which revisions are applied.")
+@json_option
+@click.pass_obj
+def history(obj, rev_range, verbose, indicate_current, as_json):
+    """The revisions, newest first."""
+    rows = _cmd().history(obj.config(), rev_range, indicate_current=indicate_current)
+
+    def text(rows):
+        for r in rows:
+            click.echo(_rev_line(r))
+            if verbose:
+                click.echo(f"    path: {r['path']}")
+                if r["depends_on"]:
+                    click.echo(f"    depends on: {', '.join(r['depends_on'])}")
+                if r.get("applied_at"):
+                    click.echo(f"    applied: {r['applied_at']}")
+
+    emit(rows, as_json, text)
+
+
+@cli.command()
+@json_option
+@click.pass_obj
+def heads(obj, as_json):
+    """The script's head revisions."""
+    emit(_cmd().heads(obj.config()), as_json, lambda rows: [click.echo(_rev_line(r)) for r in rows])
+
+
+@cli.command()
+@json_option
+@click.pass_obj
+def branches(obj, as_json):
+    """Revisions where the history branches."""
+    emit(_cmd().branches(obj.config()), as_json,
+         lambda rows: [click.echo(f"{_rev_line(r)}\n    -> {', '.join(r['children'])}") for r in rows])
+
+
+@cli.command()
+@click.argument("rev")
+@json_option
+@click.pass_obj
+def show(obj, rev, as_json):
+    """One revision: its parents, checksum and ops."""
+
+    def text(r):
+        click.echo(f"Revision: {r['revision']}\nParents: {', '.join(r['down_revision']) or '<base>'}")
+        if r["branch_labels"]:
+            click.echo(f"Branch labels: {', '.join(r['branch_labels'])}")
+        if r["depends_on"]:
+            click.echo(f"Depends on: {', '.join(r['depends_on'])}")
+        click.echo(f"Path: {r['path']}\nChecksum: {r['checksum']}\nMessage: {r['message']}\nUpgrade:")
+        for op in r["upgrade"]:
+            click.echo(f"  {op}")
+        click.echo("Downgrade: auto" if r["downgrade"] == "auto" else "Downgrade:")
+        if r["downgrade"] != "auto":
+            for op in r["downgrade"]:
+                click.echo(f"  {op}")
+
+    emit(_cmd().show(obj.config(), rev), as_json, text)
+
+
+@cli.command()
+@click.option("--accept", is_flag=True, help="Record the current checksums of changed applied files.")
+@json_option
+@click.pass_obj
+def validate(obj, accept, as_json):
+    """Check every revision file, and list applied files that changed since."""
+    result = _cmd().validate(obj.config(), accept=accept)
+
+    def text(r):
+        for p in r["problems"]:
+            click.echo(f"invalid: {p}")
+        for c in r["changed"]:
+            verb = "accepted" if r["accepted"] else "changed after it was applied"
+            click.echo(f"{c['path']}: {verb} ({c['applied_checksum'][:12]} -> {c['checksum'][:12]})")
+        if not r["problems"] and not r["changed"]:
+            click.echo(f"{r['revisions']} revision files OK")
+
+    emit(result, as_json, text)
+    if result["problems"] or (result["changed"] and not result["accepted"]):
+        sys.exit(1)
+
+
+@cli.command()
+@json_option
+@click.pass_obj
+def check(obj, as_json):
+    """Compare the applied revisions' schema with the live store; exit 1 on drift."""
+    result = _cmd().check(obj.config())
+    emit(result, as_json, lambda r: [click.echo(f"drift: {d}") for d in r["drift"]] or click.echo("No drift: the store matches the applied revisions."))
+    if result["drift"]:
+        sys.exit(1)
+
+
+@cli.group()
+def lock():
+    """The migration lock (a lease in the state collection)."""
+
+
+@lock.command("status")
+@json_option
+@click.pass_obj
+def lock_status(obj, as_json):
+    """Who holds the lock, if anyone."""
+
+    def text(r):
+        if not r:
+            click.echo("unlocked")
+        else:
+            click.echo(f"locked by {r['user']}@{r['host']} pid {r['pid']} running `{r['command']}` since {r['acquired_at']}")
+
+    emit(_cmd().lock_status(obj.config()), as_json, text)
+
+
+@lock.command("release")
+@click.pass_obj
+def lock_release(obj):
+    """Break the lock (only when the run that holds it is dead)."""
+    held = _cmd().lock_release(obj.config())
+    click.echo(f"released the lock of {held['user']}@{held['host']} pid {held['pid']}" if held else "was not locked")
+
+
+def main(argv=None) -> None:
+    """Entry point: one clear line per error, non-zero exit; tracebacks with --debug."""
+    try:
+        cli.main(args=argv, prog_name="vecmig", standalone_mode=False)
+    except VecmigError as e:
+        if "--debug" in (argv if argv is not None else sys.argv):
+            raise
+        click.echo(f"error: {e}", err=True)
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)

@@ -1,0 +1,309 @@
+"""One public function per command. The CLI, tests and deploy scripts all call these.
+
+Each takes a ``Config`` first and returns data (the CLI prints it as text or ``--json``).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+from vecmig.config import Config
+from vecmig.errors import ConfigError, VecmigError
+from vecmig.progress import Reporter, silent
+from vecmig.runner import DOWN, UP, Plan, Runner, changed_checksums, check_known_heads, display_path, make_plan
+from vecmig.schema import SchemaView
+from vecmig.state import StateStore
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+def script_directory(cfg: Config):
+    from vecmig.script import ScriptDirectory
+
+    return ScriptDirectory(cfg)
+
+
+@contextmanager
+def open_store(cfg: Config) -> Iterator[tuple[object, StateStore]]:
+    """The connected backend and the project's state store; closed at the end."""
+    from vecmig.backends import connect
+
+    backend = connect(cfg)
+    try:
+        yield backend, StateStore(backend.records(cfg.state_collection or backend.default_state_collection))
+    finally:
+        backend.close()
+
+
+def rev_summary(rev, heads: set[str] = frozenset(), applied: set[str] = frozenset()) -> dict:
+    return {
+        "revision": rev.revision,
+        "down_revision": list(rev.down_revisions),
+        "branch_labels": list(rev.branch_labels),
+        "depends_on": list(rev.depends_on),
+        "message": rev.message,
+        "path": display_path(rev.path),
+        "is_head": rev.revision in heads,
+        "applied": rev.revision in applied,
+    }
+
+
+# -- project -------------------------------------------------------------------------------------
+
+def init(directory: str | Path, *, url: str | None = None) -> Path:
+    """Create a project: vecmig.ini, versions/ and templates/ (copies the user may edit)."""
+    root = Path(directory)
+    ini = root / "vecmig.ini"
+    if ini.exists():
+        raise ConfigError(f"{ini} already exists: this folder is a vecmig project already")
+    for sub in ("versions", "templates"):
+        if (root / sub).exists() and any((root / sub).iterdir()):
+            raise ConfigError(f"{root / sub} exists and is not empty: pick an empty folder")
+    (root / "versions").mkdir(parents=True, exist_ok=True)
+    templates = root / "templates"
+    templates.mkdir(exist_ok=True)
+    package = resources.files("vecmig") / "templates"
+    for item in (package / "revision").iterdir():
+        if item.name.endswith(".j2"):
+            (templates / item.name).write_text(item.read_text(encoding="utf-8"), encoding="utf-8")
+    text = (package / "vecmig.ini.j2").read_text(encoding="utf-8")
+    from jinja2 import Template
+
+    ini.write_text(Template(text, keep_trailing_newline=True).render(url=url or "qdrant+local://.vecmig/qdrant"), encoding="utf-8")
+    return root
+
+
+def revision(cfg: Config, message: str, *, template: str = "blank", head: str = "head", depends_on=(), rev_id=None, branch_labels=(), **variables):
+    """Write a new revision file from a template."""
+    return script_directory(cfg).generate_revision(
+        message, template=template, head=head, depends_on=tuple(depends_on), rev_id=rev_id, branch_labels=tuple(branch_labels), **variables
+    )
+
+
+def merge(cfg: Config, revisions=("heads",), *, message: str = "merge", rev_id=None):
+    """Write a merge revision joining several heads."""
+    return script_directory(cfg).merge(list(revisions), message=message, rev_id=rev_id)
+
+
+def list_templates(cfg: Config) -> list[dict]:
+    return [{"name": name, "description": desc, "path": str(path)} for name, desc, path in script_directory(cfg).list_templates()]
+
+
+# -- reading the graph -----------------------------------------------------------------------------
+
+def heads(cfg: Config) -> list[dict]:
+    script = script_directory(cfg)
+    head_ids = set(script.graph.heads)
+    return [rev_summary(script.get_revision(h), head_ids) for h in script.graph.heads]
+
+
+def branches(cfg: Config) -> list[dict]:
+    script = script_directory(cfg)
+    out = []
+    for rev_id in script.graph.branch_points():
+        rev = script.get_revision(rev_id)
+        children = sorted(r.revision for r in script.revisions if rev_id in r.down_revisions)
+        out.append({**rev_summary(rev), "children": children})
+    return out
+
+
+def show(cfg: Config, ref: str) -> dict:
+    script = script_directory(cfg)
+    rev = script.get_revision(ref)
+    out = rev_summary(rev, set(script.graph.heads))
+    out["checksum"] = rev.checksum
+    out["upgrade"] = [op.describe() for op in rev.upgrade_ops(cfg)]
+    down = rev.downgrade_ops(cfg)
+    out["downgrade"] = "auto" if down is None else [op.describe() for op in down]
+    return out
+
+
+def history(cfg: Config, rng: str | None = None, *, indicate_current: bool = False) -> list[dict]:
+    """Revisions newest first; with ``indicate_current`` the store says which are applied."""
+    script = script_directory(cfg)
+    current: list[str] = []
+    steps: dict[str, dict] = {}
+    if indicate_current or (rng and "current" in rng):
+        with open_store(cfg) as (_, state):
+            current, steps = state.heads(), state.steps()
+    applied = script.graph.applied(current) if current else set()
+    head_ids = set(script.graph.heads)
+    out = []
+    for rev in script.graph.history(rng, current_heads=current):
+        item = rev_summary(rev, head_ids, applied)
+        item["current"] = rev.revision in current
+        if rev.revision in steps:
+            item["applied_at"] = steps[rev.revision].get("finished_at")
+        out.append(item)
+    return out
+
+
+# -- the store -----------------------------------------------------------------------------------
+
+def current(cfg: Config) -> dict:
+    """The store's heads, and whether they are the script's heads."""
+    script = script_directory(cfg)
+    with open_store(cfg) as (backend, state):
+        store_heads = state.heads()
+        steps = state.steps()
+    check_known_heads(script, store_heads)
+    script_heads = sorted(script.graph.heads)
+    return {
+        "store": backend.describe(),
+        "state_collection": state.name,
+        "heads": sorted(store_heads),
+        "script_heads": script_heads,
+        "at_head": sorted(store_heads) == script_heads,
+        "revisions": [
+            {**rev_summary(script.get_revision(h)), "applied_at": steps.get(h, {}).get("finished_at")} for h in sorted(store_heads)
+        ],
+    }
+
+
+def upgrade(cfg: Config, target: str = "head", *, plan_only: bool = False, accept_checksums: bool = False, reporter: Reporter | None = None, confirm=None) -> Plan:
+    """Apply revisions up to ``target``. ``plan_only`` checks everything and writes nothing."""
+    return _migrate(cfg, UP, target, plan_only=plan_only, accept_checksums=accept_checksums, reporter=reporter, confirm=confirm)
+
+
+def downgrade(cfg: Config, target: str, *, plan_only: bool = False, reporter: Reporter | None = None, confirm=None) -> Plan:
+    """Undo revisions down to ``target`` (``-1``, ``base``, a revision)."""
+    return _migrate(cfg, DOWN, target, plan_only=plan_only, reporter=reporter, confirm=confirm)
+
+
+def _migrate(cfg, direction, target, *, plan_only, reporter, confirm, accept_checksums=False) -> Plan:
+    reporter = reporter or silent()
+    script = script_directory(cfg)
+    with open_store(cfg) as (backend, state):
+        plan = make_plan(script, state, backend, cfg, direction, target)
+        if plan_only:
+            return plan
+        if confirm is not None and plan.steps and not confirm(plan):
+            raise VecmigError("stopped: nothing was applied")
+        word = "upgrade" if direction == UP else "downgrade"
+        return Runner(script, state, backend, cfg, reporter).run(direction, target, command=f"{word} {target}", accept_checksums=accept_checksums)
+
+
+def destructive_ops(plan: Plan) -> list[str]:
+    """Ops of a plan that delete data (they are the ones that can't be undone)."""
+    return [f"{s.revision.revision}: {op.describe()}" for s in plan.steps for op in s.ops if op.irreversible]
+
+
+def stamp(cfg: Config, target: str, *, purge: bool = False) -> dict:
+    """Set the store's heads without running any op (adopt an existing store)."""
+    script = script_directory(cfg)
+    with open_store(cfg) as (backend, state):
+        before = [] if purge else state.heads()
+        if not purge:
+            check_known_heads(script, before)
+        if target == "base":
+            heads = []
+        else:
+            heads = sorted({script.get_revision(t).revision for t in _stamp_targets(script, target)})
+        state.acquire_lock(ttl=cfg.lock_ttl, timeout=cfg.lock_timeout, command=f"stamp {target}", heartbeat=False)
+        try:
+            for rev_id in script.graph.applied(heads):
+                if (state.step(rev_id) or {}).get("status") != "done":
+                    state.stamp_step(rev_id, UP, script.get_revision(rev_id).checksum)
+            state.set_heads(heads)
+        finally:
+            state.release_lock()
+    return {"heads_before": sorted(before), "heads": heads}
+
+
+def _stamp_targets(script, target: str) -> list[str]:
+    if target == "heads":
+        return list(script.graph.heads)
+    if target == "head":
+        if len(script.graph.heads) > 1:
+            raise VecmigError(f"multiple heads ({', '.join(script.graph.heads)}): stamp `heads` or name a revision")
+        return list(script.graph.heads)
+    return [t for t in target.split(",") if t]
+
+
+def validate(cfg: Config, *, accept: bool = False) -> dict:
+    """Parse every revision fully (ops included) and compare applied files with their checksums."""
+    script = script_directory(cfg)
+    problems = []
+    for rev in script.revisions:
+        try:
+            rev.upgrade_ops(cfg)
+            rev.downgrade_ops(cfg)
+        except VecmigError as e:
+            problems.append(str(e))
+    changed = []
+    with open_store(cfg) as (_, state):
+        if state.exists():
+            check_known_heads(script, state.heads())
+            for rev, old in changed_checksums(script, state):
+                changed.append({"revision": rev.revision, "path": display_path(rev.path), "applied_checksum": old, "checksum": rev.checksum})
+                if accept:
+                    state.end_step(rev.revision, rev.checksum)
+    return {"revisions": len(script.revisions), "problems": problems, "changed": changed, "accepted": accept and bool(changed)}
+
+
+def check(cfg: Config) -> dict:
+    """Compare what the applied revisions declare with the live collections and aliases."""
+    script = script_directory(cfg)
+    with open_store(cfg) as (backend, state):
+        heads = state.heads()
+        check_known_heads(script, heads)
+        declared = SchemaView()
+        touched: set[str] = set()
+        for rev_id in script.graph.topo(script.graph.applied(heads)):
+            for op in script.get_revision(rev_id).upgrade_ops(cfg):
+                try:
+                    op.forward(declared)
+                except (KeyError, AttributeError):
+                    pass  # the op works on something the revisions don't declare (adopted store)
+                touched.update(v for k, v in op.params().items() if k in ("name", "collection", "alias", "to") and isinstance(v, str))
+        live = SchemaView.from_backend(backend, exclude={state.name})
+    drift = schema_drift(declared, live, touched)
+    return {"heads": sorted(heads), "drift": drift, "ok": not drift}
+
+
+def schema_drift(declared: SchemaView, live: SchemaView, touched: set[str]) -> list[str]:
+    out = []
+    for name, want in sorted(declared.collections.items()):
+        have = live.collections.get(name)
+        if have is None:
+            out.append(f"collection {name!r} is declared but missing from the store")
+            continue
+        for vname, vspec in sorted(want.vectors.items()):
+            got = have.vectors.get(vname)
+            if got is None:
+                out.append(f"{name}: vector {vname!r} is declared but missing")
+            elif not vspec.same_shape(got) and got.size:
+                out.append(f"{name}: vector {vname!r} is {_shape(vspec)} in the revisions, {_shape(got)} in the store")
+        for vname in sorted(set(want.sparse_vectors) - set(have.sparse_vectors)):
+            out.append(f"{name}: sparse vector {vname!r} is declared but missing")
+        for vname in sorted(set(have.vector_names()) - set(want.vector_names())):
+            out.append(f"{name}: vector {vname!r} is in the store but no applied revision declares it")
+        for field, kind in sorted(want.payload_indexes.items()):
+            if have.payload_indexes and have.payload_indexes.get(field) != kind:
+                out.append(f"{name}: payload index {field!r} ({kind}) is declared but the store has {have.payload_indexes.get(field) or 'none'}")
+    for name in sorted(touched - set(declared.collections) - set(declared.aliases)):
+        if name in live.collections:
+            out.append(f"collection {name!r} was dropped by the revisions but exists in the store")
+    for alias, target in sorted(declared.aliases.items()):
+        if live.aliases.get(alias) != target:
+            out.append(f"alias {alias!r} should point at {target!r}, the store has {live.aliases.get(alias) or 'no such alias'}")
+    return out
+
+
+def _shape(spec) -> str:
+    return f"{spec.size}-d {spec.distance}{' multivector' if spec.multivector else ''}"
+
+
+def lock_status(cfg: Config) -> dict | None:
+    with open_store(cfg) as (_, state):
+        return state.lock_status()
+
+
+def lock_release(cfg: Config) -> dict | None:
+    """Break the migration lock on purpose (after a runner died)."""
+    with open_store(cfg) as (_, state):
+        return state.release_lock(force=True)
+

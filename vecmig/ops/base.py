@@ -1,0 +1,127 @@
+"""Operations are data: each op is a small class with its parameters, checks, plan text, apply
+and reverse. They are registered by name; revision files refer to them by that name."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import MISSING, dataclass, field, fields
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+from vecmig.errors import PlanError, ScriptError
+from vecmig.schema import SchemaView
+
+OPS: dict[str, type["Op"]] = {}
+
+
+def register(name: str):
+    """Class decorator: make an op available to revision files under ``name``."""
+
+    def deco(cls: type[Op]) -> type[Op]:
+        cls.op_name = name
+        OPS[name] = cls
+        return cls
+
+    return deco
+
+
+@lru_cache(maxsize=1)
+def param_schemas() -> dict[str, Any]:
+    """The JSON Schema of every op's parameters, shipped as ``vecmig/ops/params.schema.json``."""
+    text = resources.files("vecmig.ops").joinpath("params.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@dataclass
+class OpContext:
+    """What an op may touch while it is applied."""
+
+    backend: Any
+    config: Any
+    state: Any
+    revision: Any
+    checkpoint_key: str
+    echo: Callable[[str], None] = print
+    progress: Callable[..., Any] | None = None
+
+    @property
+    def script_dir(self) -> Path:
+        return Path(self.revision.path).parent
+
+
+@dataclass
+class Op:
+    """Base of all ops. Subclasses are dataclasses whose fields are the op's parameters."""
+
+    op_name: ClassVar[str] = ""
+    #: why the op can't be undone automatically (None: it can)
+    irreversible: ClassVar[str | None] = None
+    #: revision-file keys that are Python keywords -> field names (e.g. "from" -> "from_")
+    renames: ClassVar[dict[str, str]] = {}
+    #: the folder of the revision file, for ops that read files next to it
+    source_dir: Path | None = field(default=None, repr=False, compare=False, kw_only=True)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any], where: str, source_dir: Path | None = None) -> "Op":
+        """Build the op from a revision file's mapping, after checking it against the schema."""
+        from vecmig.ops.params import check_params
+
+        check_params(cls.op_name, params, where)
+        return cls(**{cls.renames.get(k, k): v for k, v in params.items()}, source_dir=source_dir)
+
+    def params(self) -> dict[str, Any]:
+        """The op as a revision file would write it: the values not at their default."""
+        keys = {v: k for k, v in self.renames.items()}
+        out = {}
+        for f in fields(self):
+            if f.name == "source_dir":
+                continue
+            default = f.default_factory() if f.default_factory is not MISSING else f.default
+            value = getattr(self, f.name)
+            if value != default:
+                out[keys.get(f.name, f.name)] = value
+        return out
+
+    def validate(self, view: SchemaView, backend) -> None:
+        """Plan-time checks against the store as it will be; raise PlanError."""
+
+    def forward(self, view: SchemaView) -> None:
+        """Move the plan-time view forward as if the op had run."""
+
+    def describe(self) -> str:
+        args = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in self.params().items())
+        return f"{self.op_name}({args})"
+
+    def apply(self, ctx: OpContext) -> dict | None:
+        """Do it. Returns what ``reverse`` will need (journaled with the op), or None."""
+        raise NotImplementedError
+
+    def reverse(self, undo: dict | None) -> "Op | None":
+        """The op that undoes this one, or None when it can't be undone."""
+        return None
+
+
+def build_op(name: str, params: Any, where: str, source_dir: Path | None = None) -> Op:
+    """An op from its name and parameters as written in a revision file."""
+    cls = OPS.get(name)
+    if cls is None:
+        from difflib import get_close_matches
+
+        close = get_close_matches(name, OPS, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"known ops: {', '.join(sorted(OPS))}"
+        raise ScriptError(f"{where}: unknown op {name!r}: {hint}")
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ScriptError(f"{where}: {name} takes a mapping of parameters, got {type(params).__name__}")
+    return cls.from_params(params, where, source_dir)
+
+
+def require_collection(view: SchemaView, name: str, what: str):
+    """The collection ``name`` (or the one its alias points at), or a PlanError."""
+    real = view.resolve(name)
+    if real is None:
+        raise PlanError(f"{what}: collection {name!r} does not exist (at this point of the plan)")
+    return view.collections[real]

@@ -1,0 +1,211 @@
+"""Plan and apply a path of revisions: lock -> read state -> plan -> for each op: skip if journaled
+done, apply, journal -> move heads -> unlock.
+
+Planning walks the whole path against a ``SchemaView`` of the live store, so every op is checked
+before the first write. ``--plan`` stops there.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vecmig.errors import BackendError, PlanError, StateError, VecmigError
+from vecmig.ops.base import Op, OpContext
+from vecmig.progress import Reporter
+from vecmig.schema import SchemaView
+from vecmig.state import StateStore, now_iso
+
+UP, DOWN = "up", "down"
+
+
+@dataclass
+class Step:
+    """One revision applied in one direction, with the ops that will run."""
+
+    revision: object
+    direction: str
+    ops: list[Op]
+
+    @property
+    def label(self) -> str:
+        rev = self.revision
+        arrow = "Upgrade" if self.direction == UP else "Downgrade"
+        return f"{arrow} {rev.revision} ({rev.message or 'no message'})"
+
+
+@dataclass
+class Plan:
+    direction: str
+    heads_before: list[str]
+    heads_after: list[str]
+    steps: list[Step] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "direction": self.direction,
+            "heads_before": self.heads_before,
+            "heads_after": self.heads_after,
+            "steps": [
+                {"revision": s.revision.revision, "message": s.revision.message, "direction": s.direction, "ops": [op.describe() for op in s.ops]}
+                for s in self.steps
+            ],
+        }
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def step_ops(rev, direction: str, state: StateStore, config) -> list[Op]:
+    """The ops of one step. ``downgrade: auto`` reverses the journaled upgrade, op by op."""
+    if direction == UP:
+        return rev.upgrade_ops(config)
+    explicit = rev.downgrade_ops(config)
+    if explicit is not None:
+        return explicit
+    reversed_ops = []
+    for i, op in reversed(list(enumerate(rev.upgrade_ops(config)))):
+        entry = state.journal_entry(rev.revision, UP, i) or {}
+        try:
+            undo_op = op.reverse(entry.get("undo"))
+        except PlanError as e:
+            raise PlanError(f"{display_path(rev.path)}: downgrade: auto: {e}") from None
+        if undo_op is None:
+            why = op.irreversible or "it has no reverse"
+            raise PlanError(
+                f"{display_path(rev.path)}: downgrade is `auto` but upgrade[{i}] {op.op_name} can't be undone ({why}): "
+                "write an explicit `downgrade:` list"
+            )
+        reversed_ops.append(undo_op)
+    return reversed_ops
+
+
+def changed_checksums(script, state: StateStore) -> list[tuple[object, str]]:
+    """Applied revisions whose file changed since: (revision, journaled checksum)."""
+    applied = script.graph.applied(state.heads())
+    changed = []
+    for rev_id, step in state.steps().items():
+        if rev_id in applied and rev_id in script.graph and step.get("checksum"):
+            rev = script.get_revision(rev_id)
+            if rev.checksum != step["checksum"]:
+                changed.append((rev, step["checksum"]))
+    return changed
+
+
+def check_known_heads(script, heads: list[str]) -> None:
+    for head in heads:
+        if head not in script.graph:
+            raise StateError(
+                f"the store is at revision {head!r}, which is not in {display_path(script.location)}: "
+                "check out the code that applied it, or `vecmig stamp` the store at a known revision"
+            )
+
+
+def make_plan(script, state: StateStore, backend, config, direction: str, target: str) -> Plan:
+    """Resolve the path and check every op against the live store, writing nothing."""
+    heads = state.heads()
+    check_known_heads(script, heads)
+    graph = script.graph
+    path = graph.upgrade_path(heads, target) if direction == UP else graph.downgrade_path(heads, target)
+    plan = Plan(direction, sorted(heads), sorted(heads))
+    current = set(heads)
+    view = SchemaView.from_backend(backend, exclude={state.name})
+    for rev in path:
+        step = Step(rev, direction, step_ops(rev, direction, state, config))
+        for i, op in enumerate(step.ops):
+            try:
+                op.validate(view, backend)
+            except PlanError as e:
+                raise PlanError(f"{display_path(rev.path)}: {direction}grade[{i}] {e}") from None
+            op.forward(view)
+        plan.steps.append(step)
+        current = graph.heads_after(current, rev.revision, direction)
+    plan.heads_after = sorted(current)
+    return plan
+
+
+class Runner:
+    """Applies a plan under the migration lock, journaling each op so a crash resumes cleanly."""
+
+    def __init__(self, script, state: StateStore, backend, config, reporter: Reporter):
+        self.script, self.state, self.backend, self.config, self.out = script, state, backend, config, reporter
+
+    def run(self, direction: str, target: str, *, command: str, accept_checksums: bool = False) -> Plan:
+        self.state.acquire_lock(ttl=self.config.lock_ttl, timeout=self.config.lock_timeout, command=command, heartbeat=not self.backend.exclusive)
+        try:
+            if direction == UP:
+                self._check_checksums(accept_checksums)
+            # planned under the lock: another runner may have moved the heads while we waited
+            plan = make_plan(self.script, self.state, self.backend, self.config, direction, target)
+            if not plan.steps:
+                self.out.line(f"Nothing to do: the store is at {', '.join(plan.heads_before) or 'base'}.")
+            heads = set(plan.heads_before)
+            for step in plan.steps:
+                self._run_step(step)
+                heads = self.script.graph.heads_after(heads, step.revision.revision, direction)
+                self.state.set_heads(heads)
+                self.state.end_step(step.revision.revision, step.revision.checksum)
+            return plan
+        finally:
+            self.state.release_lock()
+
+    def _check_checksums(self, accept: bool) -> None:
+        changed = changed_checksums(self.script, self.state)
+        if changed and not accept:
+            rev, _ = changed[0]
+            more = f" (and {len(changed) - 1} more: see `vecmig validate`)" if len(changed) > 1 else ""
+            raise StateError(
+                f"{display_path(rev.path)} changed after it was applied{more}: revert it, or accept the change "
+                "with `vecmig upgrade --accept-checksums` (or `vecmig validate --accept`)"
+            )
+        for rev, _ in changed:
+            self.state.end_step(rev.revision, rev.checksum)
+
+    def _run_step(self, step: Step) -> None:
+        rev, direction = step.revision, step.direction
+        run, resumed = self.state.begin_step(rev.revision, direction, rev.checksum)
+        self.out.line(f"{step.label}{' (resuming)' if resumed else ''}")
+        for i, op in enumerate(step.ops):
+            entry = self.state.journal_entry(rev.revision, direction, i)
+            if resumed and entry and entry.get("run") == run and entry.get("status") == "done":
+                self.out.line(f"  = {op.describe()} (already done)")
+                continue
+            self._run_op(step, i, op, run)
+            if self.state.lease:
+                self.state.lease.renew_if_due()
+
+    def _run_op(self, step: Step, index: int, op: Op, run: str) -> None:
+        rev, direction = step.revision, step.direction
+        key = f"{rev.revision}/{direction}/{index}"
+        base = {"run": run, "op": op.op_name, "checksum": rev.checksum, "started_at": now_iso()}
+        self.state.record_op(rev.revision, direction, index, {**base, "status": "started"})
+        ctx = OpContext(
+            backend=self.backend, config=self.config, state=self.state, revision=rev,
+            checkpoint_key=key, echo=self.out.line, progress=self.out.progress,
+        )
+        started = time.monotonic()
+        try:
+            undo = op.apply(ctx)
+        except BaseException as e:
+            message = str(e) if isinstance(e, VecmigError) else f"{type(e).__name__}: {e}".strip()
+            self.state.record_op(rev.revision, direction, index, {
+                **base, "status": "failed", "finished_at": now_iso(), "duration": time.monotonic() - started,
+                "error": message, "traceback": traceback.format_exc(limit=8),
+            })
+            if not isinstance(e, Exception):  # KeyboardInterrupt: journaled, then stop
+                raise
+            where = f"{display_path(rev.path)}: {direction}grade[{index}] {op.op_name}"
+            error_type = type(e) if isinstance(e, VecmigError) else BackendError
+            raise error_type(f"{where}: {message} (re-run to resume from this op)") from e
+        duration = time.monotonic() - started
+        self.state.record_op(rev.revision, direction, index, {
+            **base, "status": "done", "finished_at": now_iso(), "duration": duration, "undo": undo,
+        })
+        self.state.clear_checkpoint(key)
+        self.out.line(f"  + {op.describe()} ({duration:.2f}s)")

@@ -1,0 +1,215 @@
+"""The state kept in the store itself: heads, per-revision steps, the op journal, checkpoints and
+the lock lease. Built on a backend's ``RecordStore`` alone, so every backend gets the same model.
+
+Records (keys):
+  heads                          {"heads": [...]}
+  step/<rev>                     the last upgrade/downgrade of a revision: direction, run id, status, checksum
+  journal/<rev>/<dir>/<i>        one op of one step: status, times, duration, checksum, host, user, error, undo
+  checkpoint/<rev>/<dir>/<i>     a long op's cursor
+  lock                           the lease: owner token, host, pid, user, command, expires_at
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from vecmig import __version__
+from vecmig.errors import LockError
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def whoami() -> dict[str, str | int]:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry (containers)
+        user = str(os.getuid())
+    return {"host": socket.gethostname(), "user": user, "pid": os.getpid(), "vecmig_version": __version__}
+
+
+class StateStore:
+    """Heads, journal, checkpoints and lock of one project, in the store's state collection."""
+
+    def __init__(self, records):
+        self.records = records
+        self.lease: Lease | None = None
+
+    @property
+    def name(self) -> str:
+        return self.records.name
+
+    def exists(self) -> bool:
+        return self.records.exists()
+
+    def ensure(self) -> None:
+        self.records.ensure()
+
+    # heads
+    def heads(self) -> list[str]:
+        if not self.records.exists():
+            return []
+        doc = self.records.get("heads")
+        return list(doc["heads"]) if doc else []
+
+    def set_heads(self, heads) -> None:
+        self.records.put("heads", {"heads": sorted(heads), "updated_at": now_iso()})
+
+    # steps
+    def step(self, rev: str) -> dict | None:
+        return self.records.get(f"step/{rev}") if self.records.exists() else None
+
+    def steps(self) -> dict[str, dict]:
+        if not self.records.exists():
+            return {}
+        return {k.split("/", 1)[1]: v for k, v in self.records.scan("step").items()}
+
+    def begin_step(self, rev: str, direction: str, checksum: str) -> tuple[str, bool]:
+        """The run id of this step and whether it resumes an interrupted one."""
+        step = self.step(rev)
+        if step and step.get("status") == "running" and step.get("direction") == direction:
+            return step["run"], True
+        run = uuid.uuid4().hex
+        self.records.put(f"step/{rev}", {"direction": direction, "run": run, "status": "running", "checksum": checksum, "started_at": now_iso(), **whoami()})
+        return run, False
+
+    def end_step(self, rev: str, checksum: str) -> None:
+        step = self.step(rev) or {}
+        self.records.put(f"step/{rev}", {**step, "status": "done", "checksum": checksum, "finished_at": now_iso()})
+
+    def stamp_step(self, rev: str, direction: str, checksum: str) -> None:
+        self.records.put(f"step/{rev}", {"direction": direction, "run": None, "status": "stamped", "checksum": checksum, "finished_at": now_iso(), **whoami()})
+
+    # journal
+    def journal_entry(self, rev: str, direction: str, index: int) -> dict | None:
+        return self.records.get(f"journal/{rev}/{direction}/{index}") if self.records.exists() else None
+
+    def journal(self) -> dict[str, dict]:
+        return self.records.scan("journal") if self.records.exists() else {}
+
+    def record_op(self, rev: str, direction: str, index: int, doc: dict) -> None:
+        self.records.put(f"journal/{rev}/{direction}/{index}", {**doc, **whoami()})
+
+    # checkpoints
+    def get_checkpoint(self, key: str) -> dict | None:
+        return self.records.get(f"checkpoint/{key}")
+
+    def set_checkpoint(self, key: str, doc: dict) -> None:
+        self.records.put(f"checkpoint/{key}", {**doc, "at": now_iso()})
+        if self.lease:
+            self.lease.renew_if_due()
+
+    def clear_checkpoint(self, key: str) -> None:
+        self.records.delete(f"checkpoint/{key}")
+
+    # lock
+    def lock_status(self) -> dict | None:
+        return self.records.get("lock") if self.records.exists() else None
+
+    def acquire_lock(self, *, ttl: float, timeout: float, command: str, heartbeat: bool) -> "Lease":
+        """Take the migration lock, waiting up to ``timeout`` seconds for another runner."""
+        self.ensure()
+        token = uuid.uuid4().hex
+        deadline = time.monotonic() + timeout
+        while True:
+            doc = {"owner": token, "command": command, "acquired_at": now_iso(), "expires_at": time.time() + ttl, **whoami()}
+            if self.records.insert_if_absent("lock", doc):
+                break
+            current = self.records.get("lock")
+            if current and _is_stale(current) and self.records.replace_if("lock", doc, "owner", current["owner"]):
+                break
+            if time.monotonic() >= deadline:
+                raise LockError(_held_message(current))
+            time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
+        self.lease = Lease(self.records, token, doc, ttl, heartbeat)
+        return self.lease
+
+    def release_lock(self, force: bool = False) -> dict | None:
+        """Drop the lease: ours, or (force) whoever holds it. Returns the record that was released."""
+        current = self.lock_status()
+        if current and (force or (self.lease and current.get("owner") == self.lease.token)):
+            self.records.delete("lock")
+        if self.lease:
+            self.lease.stop()
+            self.lease = None
+        return current
+
+
+def _is_stale(lock: dict) -> bool:
+    """Expired, or held by a process of this host that no longer exists."""
+    if lock.get("expires_at", 0) < time.time():
+        return True
+    if lock.get("host") == socket.gethostname() and isinstance(lock.get("pid"), int):
+        try:
+            os.kill(lock["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False
+
+
+def _held_message(lock: dict | None) -> str:
+    if not lock:
+        return "could not take the migration lock: try again"
+    left = max(0, int(lock.get("expires_at", 0) - time.time()))
+    return (
+        f"another vecmig run holds the migration lock: {lock.get('user')}@{lock.get('host')} pid {lock.get('pid')} "
+        f"running `{lock.get('command')}` since {lock.get('acquired_at')} (lease expires in {left}s): "
+        "wait for it, pass --lock-timeout SECONDS to wait, or `vecmig lock release` if that run is dead"
+    )
+
+
+@dataclass
+class Lease:
+    """A held lock: renewed by a heartbeat thread, or inline (``renew_if_due``) on exclusive stores."""
+
+    records: object
+    token: str
+    doc: dict
+    ttl: float
+    heartbeat: bool
+
+    def __post_init__(self):
+        self._renewed = time.monotonic()
+        self._stop = threading.Event()
+        self.lost = False
+        self._thread = None
+        if self.heartbeat:
+            self._thread = threading.Thread(target=self._beat, name="vecmig-lock-heartbeat", daemon=True)
+            self._thread.start()
+
+    def renew(self) -> None:
+        doc = {**self.doc, "expires_at": time.time() + self.ttl, "renewed_at": now_iso()}
+        if not self.records.replace_if("lock", doc, "owner", self.token):
+            self.lost = True
+            raise LockError("the migration lock was taken over (it expired or was released): stopping; re-run to resume")
+        self._renewed = time.monotonic()
+
+    def renew_if_due(self) -> None:
+        if self.lost:
+            raise LockError("the migration lock was lost: stopping; re-run to resume")
+        if not self.heartbeat and time.monotonic() - self._renewed > self.ttl / 3:
+            self.renew()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl / 3):
+            try:
+                self.renew()
+            except LockError:
+                return
+            except Exception:  # a transient store error: try again next beat
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)

@@ -1,0 +1,1 @@
+"""Helpers for testing vecmig (and projects using it) against real stores."""
