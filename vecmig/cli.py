@@ -162,7 +162,8 @@ def _migrate_command(name, direction_help):
         f = click.option("--plan", "plan_only", is_flag=True, help="Show what would run against the live store; write nothing.")(f)
         f = click.option("--yes", "-y", is_flag=True, help="Don't ask before ops that delete data.")(f)
         f = json_option(f)
-        return cli.command(name, help=direction_help)(f)
+        # ignore_unknown_options lets a relative target like -1 be an argument, not an option
+        return cli.command(name, help=direction_help, context_settings={"ignore_unknown_options": True})(f)
 
     return decorator
 

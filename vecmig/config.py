@@ -89,6 +89,8 @@ class Config:
         parser = configparser.ConfigParser(interpolation=None, inline_comment_prefixes=(";", "#"))
         try:
             parser.read(file, encoding="utf-8")
+        except configparser.MissingSectionHeaderError:
+            raise ConfigError(f"{file}: no [vecmig] section header: start the file with [vecmig]") from None
         except configparser.Error as e:
             raise ConfigError(f"{file}: not a valid ini file: {str(e).splitlines()[0]}") from None
         self.path = file.resolve()

@@ -98,6 +98,20 @@ def changed_checksums(script, state: StateStore) -> list[tuple[object, str]]:
     return changed
 
 
+def journaled_done(state: StateStore, step: Step) -> set[int]:
+    """Indexes of the ops an interrupted run of this step already did."""
+    rev_id = step.revision.revision
+    record = state.step(rev_id)
+    if not record or record.get("status") != "running" or record.get("direction") != step.direction:
+        return set()
+    done = set()
+    for i in range(len(step.ops)):
+        entry = state.journal_entry(rev_id, step.direction, i) or {}
+        if entry.get("run") == record["run"] and entry.get("status") == "done":
+            done.add(i)
+    return done
+
+
 def check_known_heads(script, heads: list[str]) -> None:
     for head in heads:
         if head not in script.graph:
@@ -118,7 +132,10 @@ def make_plan(script, state: StateStore, backend, config, direction: str, target
     view = SchemaView.from_backend(backend, exclude={state.name})
     for rev in path:
         step = Step(rev, direction, step_ops(rev, direction, state, config))
+        done = journaled_done(state, step)
         for i, op in enumerate(step.ops):
+            if i in done:  # applied by an interrupted run: the live view already shows it
+                continue
             try:
                 op.validate(view, backend)
             except PlanError as e:

@@ -76,6 +76,10 @@ class Backend(ABC):
         """None when ``name`` is a valid collection name here, else why not."""
         return None
 
+    def invalid_collection_spec(self, spec: CollectionSpec) -> str | None:
+        """None when this store can create ``spec`` (options, property types, vector names), else why not."""
+        return None
+
     # schema
     @abstractmethod
     def list_collections(self) -> list[str]: ...

@@ -57,6 +57,9 @@ class CreateCollection(Op):
             raise PlanError(f"{what}: {sorted(clash)[0]!r} is declared both as a dense and a sparse vector: rename one")
         for vec in [*spec.vectors.values(), *spec.sparse_vectors.values()]:
             check_vector_feature(backend, vec, what)
+        problem = backend.invalid_collection_spec(spec)
+        if problem:
+            raise PlanError(f"{what}: {problem}")
 
     def forward(self, view):
         view.collections[self.name] = self.spec()

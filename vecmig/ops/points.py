@@ -88,6 +88,8 @@ class BulkInsert(Op):
     def apply(self, ctx):
         total = sum(1 for _ in self.source())
         done = (ctx.state.get_checkpoint(ctx.checkpoint_key) or {}).get("written", 0)
+        if done:
+            ctx.echo(f"  bulk_insert {self.collection}: resuming after {done} of {total} points")
         points = islice(iter(self.source()), done, None)
         with ctx.progress(total, f"bulk_insert {self.collection}", done=done) as bar:
             while batch := list(islice(points, self.batch_size)):

@@ -1,0 +1,215 @@
+"""End to end: the installed `vecmig` script against an embedded Qdrant store."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+CREATE = """
+upgrade:
+  - create_collection:
+      name: {name}
+      vectors: {{v: {{size: 4, distance: cosine}}}}
+      payload_indexes: {{kind: keyword}}
+  - create_alias: {{alias: {alias}, collection: {name}}}
+downgrade: auto
+"""
+
+SEED = """
+upgrade:
+  - bulk_insert:
+      collection: {name}
+      points:
+        - {{id: 1, payload: {{kind: a}}, vectors: {{v: [1, 0, 0, 0]}}}}
+        - {{id: 2, payload: {{kind: b}}, vectors: {{v: [0, 1, 0, 0]}}}}
+downgrade: auto
+"""
+
+
+def linear(project):
+    project.revision("aaa111", None, CREATE.format(name="products_v1", alias="products"), "create products")
+    project.revision("bbb222", "aaa111", SEED.format(name="products_v1"), "seed products")
+
+
+def status(project) -> dict:
+    return json.loads(project.run("current", "--json").stdout)
+
+
+def test_upgrade_head_applies_every_revision_and_current_reports_head(project):
+    linear(project)
+    out = project.run("upgrade", "head").stdout
+    assert "Upgrade aaa111 (create products)" in out and "Upgrade bbb222 (seed products)" in out
+    cur = status(project)
+    assert cur["heads"] == ["bbb222"] and cur["at_head"] is True
+    project.run("current", "--check-heads")
+    snap = json.loads(project.run("show", "bbb222", "--json").stdout)
+    assert snap["downgrade"] == "auto"
+
+
+def test_plan_shows_the_ops_and_writes_nothing(project):
+    linear(project)
+    out = project.run("upgrade", "head", "--plan").stdout
+    assert "create_collection" in out and "bulk_insert" in out and "nothing was written" in out
+    assert status(project)["heads"] == []
+    plan = json.loads(project.run("upgrade", "head", "--plan", "--json").stdout)
+    assert plan["applied"] is False and [s["revision"] for s in plan["steps"]] == ["aaa111", "bbb222"]
+
+
+def test_downgrade_walks_back_one_revision_then_to_base(project):
+    from tests.conftest import store_snapshot
+
+    linear(project)
+    project.run("upgrade", "head")
+    proc = project.run("downgrade", "-1", check=False)
+    assert proc.returncode == 1 and "deletes data" in proc.stderr and "--yes" in proc.stderr
+    project.run("downgrade", "-1", "--yes")
+    assert status(project)["heads"] == ["aaa111"]
+    snap = store_snapshot(project.config())
+    assert snap["collections"]["products_v1"] == [] and snap["aliases"] == {"products": "products_v1"}
+    proc = project.run("downgrade", "base", check=False)
+    assert proc.returncode == 1 and "--yes" in proc.stderr  # dropping a collection needs consent
+    project.run("downgrade", "base", "--yes")
+    snap = store_snapshot(project.config())
+    assert "products_v1" not in snap["collections"] and snap["aliases"] == {}
+    assert status(project)["heads"] == []
+
+
+def test_stairway_upgrade_downgrade_upgrade_ends_in_the_same_store(project):
+    from tests.conftest import store_snapshot
+
+    linear(project)
+    project.run("upgrade", "head")
+    first = store_snapshot(project.config(), with_state=False)
+    project.run("downgrade", "base", "--yes")
+    project.run("upgrade", "head")
+    assert store_snapshot(project.config(), with_state=False) == first
+
+
+def test_history_lists_newest_first_and_marks_current(project):
+    linear(project)
+    project.run("upgrade", "aaa111")
+    out = project.run("history", "-i").stdout.splitlines()
+    assert out[0].startswith("aaa111 -> bbb222") and "(head)" in out[0]
+    assert out[1].startswith("<base> -> aaa111") and "(current)" in out[1]
+    rows = json.loads(project.run("history", "--json", "-r", "aaa111:bbb222").stdout)
+    assert [r["revision"] for r in rows] == ["bbb222", "aaa111"]
+
+
+def test_stamp_adopts_an_existing_store_without_running_ops(project):
+    linear(project)
+    project.run("upgrade", "head")
+    project.run("stamp", "base")
+    assert status(project)["heads"] == []
+    project.run("stamp", "head")
+    assert status(project)["heads"] == ["bbb222"]
+    assert "Nothing to do" in project.run("upgrade", "head").stdout
+
+
+def test_two_branches_are_merged_and_upgraded_together(project):
+    project.revision("root01", None, "upgrade: []\n", "root")
+    project.revision("left01", "root01", CREATE.format(name="left_v1", alias="left"), "left")
+    project.revision("right1", "root01", CREATE.format(name="right_v1", alias="right"), "right")
+    proc = project.run("upgrade", "head", check=False)
+    assert proc.returncode == 1 and "multiple heads" in proc.stderr and "merge" in proc.stderr
+    project.run("merge", "-m", "join branches", "--rev-id", "merge1")
+    heads = json.loads(project.run("heads", "--json").stdout)
+    assert [h["revision"] for h in heads] == ["merge1"]
+    project.run("upgrade", "head")
+    assert status(project)["heads"] == ["merge1"]
+    from tests.conftest import store_snapshot
+
+    assert set(store_snapshot(project.config())["aliases"]) == {"left", "right"}
+    project.run("downgrade", "root01", "--yes")
+    assert status(project)["heads"] == ["root01"]
+
+
+def test_changed_applied_file_blocks_upgrade_until_accepted(project):
+    linear(project)
+    project.run("upgrade", "aaa111")
+    path = next(project.root.glob("versions/aaa111_*.yaml"))
+    path.write_text(path.read_text() + "# edited\n")
+    proc = project.run("upgrade", "head", check=False)
+    assert proc.returncode == 1 and "changed after it was applied" in proc.stderr
+    proc = project.run("validate", check=False)
+    assert proc.returncode == 1 and "changed after it was applied" in proc.stdout
+    project.run("upgrade", "head", "--accept-checksums")
+    assert project.run("validate").returncode == 0
+
+
+def test_check_reports_drift_between_revisions_and_store(project):
+    linear(project)
+    project.run("upgrade", "head")
+    assert "No drift" in project.run("check").stdout
+    from vecmig.command import open_store
+
+    with open_store(project.config()) as (backend, _):
+        backend.drop_alias("products")
+    proc = project.run("check", check=False)
+    assert proc.returncode == 1 and "alias 'products' should point at 'products_v1'" in proc.stdout
+
+
+def big_seed(project, n: int) -> None:
+    lines = [json.dumps({"id": i, "payload": {"kind": "k", "n": i}, "vectors": {"v": [1.0, float(i % 7), 0.5, 0.25]}}) for i in range(n)]
+    project.write("versions/points.jsonl", "\n".join(lines) + "\n")
+    project.revision("big001", None, """
+        upgrade:
+          - create_collection: {name: items, vectors: {v: {size: 4, distance: cosine}}}
+          - bulk_insert: {collection: items, file: points.jsonl, batch_size: 50}
+          - create_alias: {alias: items_live, collection: items}
+        downgrade: auto
+        """, "load items")
+
+
+def count(project, collection: str) -> int:
+    from vecmig.command import open_store
+
+    with open_store(project.config()) as (backend, _):
+        return backend.count(collection)
+
+
+def test_killed_upgrade_resumes_at_the_first_op_not_done(project):
+    big_seed(project, 6000)
+    proc = project.popen("upgrade", "head")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until the bulk insert is under way, then kill -9
+        line = proc.stdout.readline()
+        if "+ create_collection" in line:
+            time.sleep(1.5)
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    written = count(project, "items")
+    assert 0 < written < 6000, written
+    out = project.run("upgrade", "head").stdout
+    assert "(resuming)" in out and "= create_collection" in out and "already done" in out
+    resumed_at = int(re.search(r"resuming after (\d+) of 6000 points", out).group(1))
+    assert written - 50 <= resumed_at <= written  # at most the one batch in flight is written again
+    assert count(project, "items") == 6000
+    assert status(project)["heads"] == ["big001"]
+    from tests.conftest import store_snapshot
+
+    assert store_snapshot(project.config())["aliases"] == {"items_live": "items"}
+
+
+def test_a_second_runner_fails_clearly_or_waits_and_applies_nothing_twice(project):
+    big_seed(project, 3000)
+    first = project.popen("upgrade", "head")
+    while "+ create_collection" not in first.stdout.readline():
+        pass
+    second = project.run("upgrade", "head", check=False)
+    assert second.returncode == 1
+    assert "in use by another vecmig process" in second.stderr or "holds the migration lock" in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1
+    third = project.popen("--lock-timeout", "120", "upgrade", "head")
+    assert first.wait(timeout=120) == 0
+    out, err = third.communicate(timeout=120)
+    assert third.returncode == 0, err
+    assert "Nothing to do" in out
+    assert count(project, "items") == 3000

@@ -1,0 +1,680 @@
+"""Qdrant: a server over HTTP(S), or embedded through qdrant-client's local mode (a folder or memory).
+
+Everything Qdrant-specific lives here and in ``qdrant_records.py``: URL -> client, CollectionSpec <->
+qdrant models, client exceptions -> one-line ``BackendError``, and the server-version gates.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import threading
+import time
+import uuid
+import warnings
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any, Dict, Iterator
+
+from pydantic import TypeAdapter, ValidationError
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from vecmig.backends import StoreURL
+from vecmig.backends.base import FEATURES, Backend
+from vecmig.errors import BackendError, ConfigError, LockError, PlanError
+from vecmig.schema import CollectionSpec, Point, SparseVectorSpec, VectorSpec
+
+DEFAULT_PORT = 6333
+LOCK_POLL_SECONDS = 0.2
+#: first server version with create_vector_name / delete_vector_name
+NAMED_VECTOR_CRUD = (1, 18, 0)
+#: first server version with upsert ``update_mode`` (insert_only / update_only) next to ``update_filter``
+CONDITIONAL_WRITES = (1, 17, 0)
+#: characters Qdrant rejects in collection (and vector) names, as the server and local mode do
+INVALID_NAME_CHARS = ("<", ">", ":", '"', "/", "\\", "|", "?", "*", "\0", "\x1f")
+#: local mode keeps no payload index info: vecmig keeps its own list in the collection's metadata
+LOCAL_INDEX_KEY = "vecmig_payload_indexes"
+NEW_COLLECTION_STRATEGY = "use the new-collection strategy: create_collection + copy/backfill + repoint_alias"
+
+DISTANCE = {
+    "cosine": models.Distance.COSINE,
+    "dot": models.Distance.DOT,
+    "euclid": models.Distance.EUCLID,
+    "manhattan": models.Distance.MANHATTAN,
+}
+PAYLOAD_TYPES = tuple(t.value for t in models.PayloadSchemaType)
+# local-mode and client chatter that says nothing to a vecmig user
+QUIET_WARNINGS = (
+    r"Payload indexes have no effect in the local Qdrant",
+    r"Api key is used with an insecure connection",
+)
+
+
+@contextmanager
+def quiet():
+    """Silence known qdrant-client warnings for the calls inside (schema calls, not the data path)."""
+    with warnings.catch_warnings():
+        for message in QUIET_WARNINGS:
+            warnings.filterwarnings("ignore", message=message)
+        yield
+
+
+class QdrantBackend(Backend):
+    """One connected Qdrant store. ``client`` is the ``QdrantClient``; ``embedded`` is local mode, which
+    admits one process at a time (hence ``exclusive``: the lock lease needs no heartbeat)."""
+
+    kind = "qdrant"
+    default_state_collection = "vecmig_state"
+
+    def __init__(self, url: StoreURL, client: QdrantClient, *, embedded: bool, api_key: bool = False):
+        self.url = url
+        self.client = client
+        self.embedded = embedded
+        self.exclusive = embedded
+        # local mode's collections are plain Python objects: one call at a time, whatever the thread
+        self._serial = threading.RLock() if embedded else nullcontext()
+        self._api_key = api_key  # only whether one is set: the key itself is never kept here
+        self._version: tuple[int, int, int] | None = None
+        self._closed = False
+
+    # connection ----------------------------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, url: StoreURL, cfg) -> "QdrantBackend":
+        """Open the store ``url`` names; a server is asked one cheap authenticated question right away."""
+        if url.scheme == "qdrant+memory":
+            return cls(url, QdrantClient(location=":memory:"), embedded=True)
+        if url.scheme == "qdrant+local":
+            path = Path(url.path).expanduser()
+            if not path.is_absolute():
+                path = Path(cfg.here) / path
+            return cls(url, open_embedded(path, float(cfg.lock_timeout or 0)), embedded=True)
+        return cls._connect_server(url, cfg)
+
+    @classmethod
+    def _connect_server(cls, url: StoreURL, cfg) -> "QdrantBackend":
+        unknown = sorted(set(url.query) - {"timeout"})
+        if unknown:
+            raise ConfigError(f"url {url}: unknown option {unknown[0]!r}: Qdrant URLs take only ?timeout=SECONDS")
+        timeout = None
+        if "timeout" in url.query:
+            try:
+                timeout = float(url.query["timeout"])
+            except ValueError:
+                raise ConfigError(f"url {url}: timeout={url.query['timeout']!r} is not a number of seconds") from None
+        host = f"[{url.host}]" if url.host and ":" in url.host else url.host
+        with quiet():
+            client = QdrantClient(
+                host=host,
+                port=url.port or DEFAULT_PORT,
+                https=url.https,
+                api_key=cfg.api_key or None,
+                prefix=url.path.strip("/") or None,
+                timeout=timeout,
+                check_compatibility=False,  # vecmig checks versions per feature instead
+            )
+        backend = cls(url, client, embedded=False, api_key=bool(cfg.api_key))
+        try:
+            client.get_collections()
+        except Exception as e:
+            client.close()
+            raise backend._connect_error(e) from e
+        return backend
+
+    def _connect_error(self, e: Exception) -> BackendError:
+        hint = "check `url` in vecmig.ini or VECMIG_URL"
+        if isinstance(e, UnexpectedResponse):
+            if e.status_code in (401, 403):
+                return BackendError(self._auth_problem(e.status_code))
+            return BackendError(f"can't reach Qdrant at {self.url}: HTTP {e.status_code} {e.reason_phrase}: {hint}")
+        return BackendError(f"can't reach Qdrant at {self.url}: {connection_reason(e)}: {hint}")
+
+    def _auth_problem(self, status: int) -> str:
+        if not self._api_key:
+            return f"Qdrant at {self.url} wants an api key (HTTP {status}): set `api_key` in vecmig.ini, e.g. api_key = ${{QDRANT_API_KEY}}"
+        if status == 401:
+            return f"Qdrant at {self.url} rejected the api key (HTTP 401): check `api_key` in vecmig.ini"
+        return f"the api key has no permission for this on Qdrant at {self.url} (HTTP 403): use a key with write access"
+
+    @contextmanager
+    def translate_errors(self, what: str):
+        """Turn client exceptions raised inside into one-line ``BackendError``s starting with ``what``.
+
+        Every client call goes through here, which also serializes calls to an embedded store.
+        """
+        try:
+            with self._serial:
+                yield
+        except UnexpectedResponse as e:
+            if e.status_code in (401, 403):
+                raise BackendError(f"{what}: {self._auth_problem(e.status_code)}") from e
+            raise BackendError(f"{what}: Qdrant answered HTTP {e.status_code}: {server_message(e)}") from e
+        except ResponseHandlingException as e:
+            raise BackendError(f"{what}: lost Qdrant at {self.url}: {connection_reason(e)}") from e
+        except (ValueError, RuntimeError) as e:  # local mode reports with these
+            raise BackendError(f"{what}: {one_line(e)}") from e
+
+    def close(self) -> None:
+        with self._serial:
+            if not self._closed:
+                self._closed = True
+                self.client.close()
+
+    def describe(self) -> str:
+        return str(self.url)
+
+    # capabilities --------------------------------------------------------------------------------
+
+    def server_version(self) -> tuple[int, int, int]:
+        """The server's version; local mode implements its client's feature set, so that version x.y.0."""
+        if self._version is None:
+            if self.embedded:
+                major, minor = parse_version(importlib.metadata.version("qdrant-client"))[:2]
+                self._version = (major, minor, 0)
+            else:
+                with self.translate_errors("reading the Qdrant server version"):
+                    self._version = parse_version(self.client.info().version)
+        return self._version
+
+    def unsupported(self, feature: str, collection: CollectionSpec | None = None) -> str | None:
+        if feature not in FEATURES:
+            return f"unknown feature {feature!r} (known: {', '.join(FEATURES)})"
+        version = self.server_version()
+        shown = ".".join(map(str, version))
+        if feature in ("add_vector", "drop_vector"):
+            if version < NAMED_VECTOR_CRUD:
+                return f"Qdrant {shown} can't add or drop a vector of an existing collection (needs 1.18): {NEW_COLLECTION_STRATEGY}"
+            if collection is not None and "" in collection.vectors:
+                return (f"collection {collection.name!r} has a single unnamed vector and Qdrant adds or drops vectors only "
+                        f"in collections of named vectors: {NEW_COLLECTION_STRATEGY}")
+        if feature == "conditional_writes" and version < CONDITIONAL_WRITES:
+            return f"Qdrant {shown} has no conditional upserts (update_mode needs 1.17): upgrade the server for race-free writes"
+        return None
+
+    def invalid_collection_name(self, name: str) -> str | None:
+        if not name:
+            return "a Qdrant collection name can't be empty"
+        if name in (".", ".."):
+            return f"{name!r} is not a valid Qdrant collection name"
+        if len(name) > 255:
+            return f"collection name {name[:20]!r}… is {len(name)} characters long: Qdrant allows at most 255"
+        bad = next((c for c in INVALID_NAME_CHARS if c in name), None)
+        if bad is not None:
+            return f"collection name {name!r} contains {bad!r}, which Qdrant doesn't allow in names (nor any of {''.join(INVALID_NAME_CHARS[:9])})"
+        return None
+
+    # schema --------------------------------------------------------------------------------------
+
+    def list_collections(self) -> list[str]:
+        with self.translate_errors("listing collections"):
+            return sorted(c.name for c in self.client.get_collections().collections)
+
+    def get_collection(self, name: str) -> CollectionSpec | None:
+        """The live collection as a spec (its ``options`` are left empty), or None if there is none.
+
+        Local mode reports no payload indexes, so there the ones vecmig created are read from a list
+        it keeps in the collection's metadata; indexes created by other tools don't show up.
+        """
+        try:
+            with self.translate_errors(f"reading collection {name!r}"):
+                info = self.client.get_collection(name)
+        except BackendError as e:
+            cause = e.__cause__
+            if isinstance(cause, UnexpectedResponse) and cause.status_code == 404:
+                return None
+            if self.embedded and isinstance(cause, ValueError) and "not found" in str(cause):
+                return None
+            raise
+        spec = spec_from_info(name, info)
+        if self.embedded:
+            spec.payload_indexes = dict((info.config.metadata or {}).get(LOCAL_INDEX_KEY) or {})
+        return spec
+
+    def invalid_collection_spec(self, spec: CollectionSpec) -> str | None:
+        """None when Qdrant can create ``spec`` (vector names, distances, options, index types), else why not."""
+        try:
+            collection_arguments(spec)
+        except PlanError as e:
+            return str(e)
+        return self.invalid_collection_name(spec.name)
+
+    def create_collection(self, spec: CollectionSpec) -> None:
+        what = f"create_collection {spec.name!r}"
+        try:
+            arguments = collection_arguments(spec)
+        except PlanError as e:
+            raise PlanError(f"{what}: {e}") from None
+        with self.translate_errors(what):
+            self.client.create_collection(spec.name, **arguments)
+        for field, type_ in spec.payload_indexes.items():
+            self.create_payload_index(spec.name, field, type_)
+
+    def drop_collection(self, name: str) -> None:
+        with self.translate_errors(f"drop_collection {name!r}"):
+            self.client.delete_collection(name)
+
+    def add_vector(self, collection: str, name: str, spec: VectorSpec | SparseVectorSpec) -> None:
+        what = f"add_vector {collection}.{name}"
+        if isinstance(spec, SparseVectorSpec):
+            params = sparse_params(spec, what)
+            config: Any = models.SparseVectorNameConfig(sparse=models.SparseVectorConfig(modifier=params.modifier))
+            tuning = {"sparse_vectors_config": {name: models.SparseVectorParams(index=params.index)}} if params.index else {}
+        else:
+            params = vector_params(spec, what)
+            config = models.DenseVectorNameConfig(dense=models.DenseVectorConfig(
+                size=params.size, distance=params.distance, multivector_config=params.multivector_config,
+                datatype=validated(models.VectorStorageDatatype, params.datatype.value, f"{what}: datatype") if params.datatype else None,
+            ))
+            # what create_vector_name doesn't take is set right after, on the new (still empty) vector
+            diff = {k: getattr(params, k) for k in ("hnsw_config", "quantization_config", "on_disk") if getattr(params, k) is not None}
+            tuning = {"vectors_config": {name: models.VectorParamsDiff(**diff)}} if diff else {}
+        with self.translate_errors(what):
+            self.client.create_vector_name(collection, name, config)
+            if tuning:
+                self.client.update_collection(collection, **tuning)
+
+    def drop_vector(self, collection: str, name: str) -> None:
+        with self.translate_errors(f"drop_vector {collection}.{name}"):
+            self.client.delete_vector_name(collection, name)
+
+    def update_collection(self, name: str, options: dict[str, Any]) -> None:
+        what = f"update_collection {name!r}"
+        kwargs = update_options(options, what)
+        if kwargs:
+            with self.translate_errors(what):
+                self.client.update_collection(name, **kwargs)
+
+    def create_payload_index(self, collection: str, field: str, type: str) -> None:
+        what = f"create_payload_index {collection}.{field}"
+        schema = payload_type(type, what)
+        with self.translate_errors(what), quiet():
+            self.client.create_payload_index(collection, field, field_schema=schema)
+        if self.embedded:
+            self._remember_local_index(collection, field, schema.value)
+
+    def drop_payload_index(self, collection: str, field: str) -> None:
+        with self.translate_errors(f"drop_payload_index {collection}.{field}"), quiet():
+            self.client.delete_payload_index(collection, field)
+        if self.embedded:
+            self._remember_local_index(collection, field, None)
+
+    def _remember_local_index(self, collection: str, field: str, type_: str | None) -> None:
+        with self.translate_errors(f"recording payload index {collection}.{field}"):
+            metadata = self.client.get_collection(collection).config.metadata or {}
+            indexes = dict(metadata.get(LOCAL_INDEX_KEY) or {})
+            if type_ is None:
+                indexes.pop(field, None)
+            else:
+                indexes[field] = type_
+            self.client.update_collection(collection, metadata={LOCAL_INDEX_KEY: indexes})
+
+    def list_aliases(self) -> dict[str, str]:
+        with self.translate_errors("listing aliases"):
+            return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+
+    def create_alias(self, alias: str, collection: str) -> None:
+        op = models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=alias))
+        with self.translate_errors(f"create_alias {alias!r} -> {collection!r}"):
+            self.client.update_collection_aliases([op])
+
+    def repoint_alias(self, alias: str, collection: str) -> None:
+        what = f"repoint_alias {alias!r} -> {collection!r}"
+        if alias not in self.list_aliases():
+            raise BackendError(f"{what}: alias {alias!r} does not exist: create it with create_alias")
+        ops = [
+            models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias)),
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=collection, alias_name=alias)),
+        ]
+        with self.translate_errors(what):
+            self.client.update_collection_aliases(ops)  # one request: readers never see the alias missing
+
+    def drop_alias(self, alias: str) -> None:
+        op = models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name=alias))
+        with self.translate_errors(f"drop_alias {alias!r}"):
+            self.client.update_collection_aliases([op])
+
+    # points --------------------------------------------------------------------------------------
+
+    def count(self, collection: str) -> int:
+        with self.translate_errors(f"counting points of {collection!r}"):
+            return self.client.count(collection, exact=True).count
+
+    def upsert(self, collection: str, points: list[Point]) -> None:
+        if not points:
+            return
+        structs = [point_struct(p) for p in points]
+        with self.translate_errors(f"writing {len(structs)} points to {collection!r}"):
+            self.client.upsert(collection, structs)
+
+    def delete(self, collection: str, ids: list[int | str]) -> None:
+        if not ids:
+            return
+        selector = models.PointIdsList(points=[point_id(i) for i in ids])
+        with self.translate_errors(f"deleting {len(ids)} points from {collection!r}"):
+            self.client.delete(collection, selector)
+
+    def retrieve(self, collection: str, ids: list[int | str], with_vectors: bool | list[str] = False) -> list[Point]:
+        """The points that exist among ``ids``, in the order asked for."""
+        if not ids:
+            return []
+        wanted = [point_id(i) for i in ids]
+        with self.translate_errors(f"reading {len(ids)} points of {collection!r}"):
+            records = self.client.retrieve(collection, wanted, with_payload=True, with_vectors=with_vectors)
+        found = {str(r.id): to_point(r) for r in records}
+        return [found[str(i)] for i in wanted if str(i) in found]
+
+    def scroll(self, collection: str, *, batch_size: int = 256, with_vectors: bool | list[str] = False) -> Iterator[list[Point]]:
+        offset = None
+        while True:
+            with self.translate_errors(f"scrolling {collection!r}"):
+                records, offset = self.client.scroll(
+                    collection, limit=batch_size, offset=offset, with_payload=True, with_vectors=with_vectors
+                )
+            if records:
+                yield [to_point(r) for r in records]
+            if offset is None:
+                return
+
+    # state ---------------------------------------------------------------------------------------
+
+    def records(self, collection: str):
+        from vecmig.backends.qdrant_records import QdrantRecordStore
+
+        return QdrantRecordStore(self, collection)
+
+
+# ---------------------------------------------------------------------------------------------------
+# embedded store
+
+
+def open_embedded(path: Path, lock_timeout: float) -> QdrantClient:
+    """Open a local-mode folder, waiting up to ``lock_timeout`` seconds while another process holds it."""
+    path = path.resolve()
+    if path.exists() and not path.is_dir():
+        raise BackendError(f"the embedded store {path} is a file, not a folder: fix `url` in vecmig.ini or VECMIG_URL")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BackendError(f"can't create the embedded store folder {path}: {e.strerror}") from e
+    deadline = time.monotonic() + max(lock_timeout, 0.0)
+    while True:
+        if not folder_locked(path):  # probe first: opening loads every collection, which may be slow
+            try:
+                return QdrantClient(path=str(path))
+            except RuntimeError as e:
+                if "already accessed by another instance" not in str(e):
+                    raise BackendError(f"can't open the embedded store {path}: {one_line(e)}") from e
+            except (ValueError, OSError) as e:
+                raise BackendError(f"can't open the embedded store {path}: {one_line(e)}") from e
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise LockError(
+                f"the embedded store at {path} is in use by another vecmig process: wait for it to finish, "
+                "or use a Qdrant server for concurrent access"
+            )
+        time.sleep(min(LOCK_POLL_SECONDS, remaining))
+
+
+def folder_locked(path: Path) -> bool:
+    """Whether another process holds the local-mode lock of ``path`` (the same lock qdrant-client takes)."""
+    import portalocker  # as qdrant-client does: imported only when local mode is used
+
+    lock_file = path / ".lock"
+    if not lock_file.exists():
+        return False
+    try:
+        with open(lock_file, "r+") as f:
+            portalocker.lock(f, portalocker.LockFlags.EXCLUSIVE | portalocker.LockFlags.NON_BLOCKING)
+            portalocker.unlock(f)
+    except portalocker.exceptions.LockException:
+        return True
+    except OSError:
+        return False  # let the real open report the problem
+    return False
+
+
+# ---------------------------------------------------------------------------------------------------
+# errors
+
+
+def one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def server_message(e: UnexpectedResponse) -> str:
+    try:
+        message = json.loads(e.content)["status"]["error"]
+    except (ValueError, KeyError, TypeError):
+        message = e.content.decode("utf-8", "replace")[:200] or e.reason_phrase
+    return " ".join(str(message).split())
+
+
+def connection_reason(e: BaseException) -> str:
+    """A short reason for a failed connection: 'connection refused', 'timed out', ..."""
+    import httpx
+
+    chain, seen = [], set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        chain.append(cur)
+        cur = getattr(cur, "source", None) or cur.__cause__ or cur.__context__
+    if any(isinstance(c, (httpx.TimeoutException, TimeoutError)) for c in chain):
+        return "timed out"
+    text = " ".join(str(c) for c in chain).lower()
+    if "connection refused" in text:
+        return "connection refused"
+    if any(s in text for s in ("name or service not known", "nodename nor servname", "getaddrinfo", "name resolution")):
+        return "unknown host"
+    if "ssl" in text or "certificate" in text:
+        return f"TLS failed ({one_line(chain[-1])})"
+    return one_line(chain[-1])
+
+
+def parse_version(text: str) -> tuple[int, int, int]:
+    numbers = [int(n) for n in re.findall(r"\d+", text.split("-")[0].split("+")[0])[:3]]
+    while len(numbers) < 3:
+        numbers.append(0)
+    return tuple(numbers)  # type: ignore[return-value]
+
+
+# ---------------------------------------------------------------------------------------------------
+# CollectionSpec <-> qdrant models
+
+
+def validated(type_: Any, value: Any, where: str) -> Any:
+    """``value`` as the qdrant model ``type_``, or a PlanError naming the bad option."""
+    try:
+        return TypeAdapter(type_).validate_python(value)
+    except ValidationError as e:
+        errors = e.errors()
+        best = next((x for x in errors if x["type"] not in ("missing", "extra_forbidden", "union_tag_invalid")), errors[0])
+        loc = ".".join(str(p) for p in best["loc"] if not (isinstance(p, str) and p[:1].isupper()))
+        at = f"{where}.{loc}" if loc else where
+        raise PlanError(f"{at}: {best['msg']} (got {best.get('input')!r})") from None
+
+
+VECTOR_OPTIONS = {
+    "hnsw_config": models.HnswConfigDiff,
+    "quantization_config": models.QuantizationConfig,
+    "datatype": models.Datatype,
+    "memory": models.Memory,
+}
+SPARSE_INDEX_FIELDS = tuple(models.SparseIndexParams.model_fields)
+CREATE_OPTIONS = {k: f.annotation for k, f in models.CreateCollection.model_fields.items() if k not in ("vectors", "sparse_vectors")}
+PARAMS_DIFF_FIELDS = tuple(models.CollectionParamsDiff.model_fields)
+UPDATE_OPTIONS = {
+    "hnsw_config": models.HnswConfigDiff,
+    "optimizers_config": models.OptimizersConfigDiff,
+    "quantization_config": models.QuantizationConfigDiff,
+    "collection_params": models.CollectionParamsDiff,
+    "vectors_config": Dict[str, models.VectorParamsDiff],
+    "sparse_vectors_config": Dict[str, models.SparseVectorParams],
+    "strict_mode_config": models.StrictModeConfig,
+    "metadata": Dict[str, Any],
+}
+UPDATE_ALIASES = {"params": "collection_params", "vectors": "vectors_config", "sparse_vectors": "sparse_vectors_config"}
+
+
+def unknown_option(where: str, key: str, known) -> PlanError:
+    return PlanError(f"{where}: unknown Qdrant option {key!r}: known options are {', '.join(sorted(known))}")
+
+
+def vector_params(spec: VectorSpec, where: str) -> models.VectorParams:
+    distance = DISTANCE.get(str(spec.distance).lower())
+    if distance is None:
+        raise PlanError(f"{where}: distance {spec.distance!r} is not one of {', '.join(DISTANCE)}")
+    extra = {}
+    for key, value in spec.options.items():
+        if key not in VECTOR_OPTIONS:
+            raise unknown_option(where, key, [*VECTOR_OPTIONS, "size", "distance", "multivector", "on_disk"])
+        if value is not None:
+            extra[key] = validated(VECTOR_OPTIONS[key], value, f"{where}: {key}")
+    multi = models.MultiVectorConfig(comparator=models.MultiVectorComparator.MAX_SIM) if spec.multivector else None
+    return models.VectorParams(size=spec.size, distance=distance, on_disk=spec.on_disk, multivector_config=multi, **extra)
+
+
+def sparse_params(spec: SparseVectorSpec, where: str) -> models.SparseVectorParams:
+    """Sparse options are the index's: ``on_disk``, ``full_scan_threshold``, ... (or nested under ``index``)."""
+    index = dict(spec.options.get("index") or {})
+    for key, value in spec.options.items():
+        if key == "index":
+            continue
+        if key not in SPARSE_INDEX_FIELDS:
+            raise unknown_option(where, key, [*SPARSE_INDEX_FIELDS, "index", "modifier"])
+        index[key] = value
+    if spec.modifier not in (None, "idf"):
+        raise PlanError(f"{where}: modifier {spec.modifier!r} is not supported by Qdrant: use idf or leave it out")
+    return models.SparseVectorParams(
+        index=validated(models.SparseIndexParams, index, f"{where}: index") if index else None,
+        modifier=models.Modifier.IDF if spec.modifier == "idf" else None,
+    )
+
+
+def collection_arguments(spec: CollectionSpec) -> dict[str, Any]:
+    """``create_collection`` keyword arguments for ``spec``, or a PlanError saying what is wrong in it."""
+    for name in spec.vector_names():
+        bad = next((c for c in INVALID_NAME_CHARS if c in name), None)
+        if bad is not None or len(name.encode()) > 200 or name in (".", ".."):
+            raise PlanError(f"vector name {name!r} is not allowed by Qdrant (at most 200 bytes, none of {''.join(INVALID_NAME_CHARS[:9])})")
+    if "" in spec.sparse_vectors:
+        raise PlanError("a sparse vector needs a name: '' is the unnamed dense vector")
+    dense = {n: vector_params(v, f"vector {n!r}") for n, v in spec.vectors.items()}
+    if "" in dense and len(dense) > 1:
+        raise PlanError("the unnamed vector '' can't be mixed with named vectors on Qdrant: name it")
+    sparse = {n: sparse_params(s, f"sparse vector {n!r}") for n, s in spec.sparse_vectors.items()}
+    for field, type_ in spec.payload_indexes.items():
+        payload_type(type_, f"payload index {field!r}")
+    return {
+        "vectors_config": dense[""] if "" in dense else dense,
+        "sparse_vectors_config": sparse or None,
+        **collection_options(spec.options, "options"),
+    }
+
+
+def collection_options(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """``create_collection`` keyword arguments from a spec's ``options``."""
+    out = {}
+    for key, value in options.items():
+        if key not in CREATE_OPTIONS:
+            raise unknown_option(where, key, CREATE_OPTIONS)
+        out[key] = validated(CREATE_OPTIONS[key], value, f"{where}.{key}")
+    return out
+
+
+def update_options(options: dict[str, Any], where: str) -> dict[str, Any]:
+    """``update_collection`` keyword arguments; collection params may also be given at the top level."""
+    out: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    for key, value in options.items():
+        key = UPDATE_ALIASES.get(key, key)
+        if key in PARAMS_DIFF_FIELDS:
+            params[key] = value
+        elif key == "collection_params":
+            params.update(value or {})
+        elif key in UPDATE_OPTIONS:
+            out[key] = validated(UPDATE_OPTIONS[key], value, f"{where}: {key}")
+        else:
+            raise unknown_option(where, key, [*UPDATE_OPTIONS, *UPDATE_ALIASES, *PARAMS_DIFF_FIELDS])
+    if params:
+        out["collection_params"] = validated(models.CollectionParamsDiff, params, f"{where}: collection_params")
+    return out
+
+
+def payload_type(type_: str, where: str) -> models.PayloadSchemaType:
+    try:
+        return models.PayloadSchemaType(str(type_).lower())
+    except ValueError:
+        raise PlanError(f"{where}: payload index type {type_!r} is not one of {', '.join(PAYLOAD_TYPES)}") from None
+
+
+def dumped(model) -> Any:
+    return model.model_dump(mode="json", exclude_none=True) if hasattr(model, "model_dump") else getattr(model, "value", model)
+
+
+def spec_from_info(name: str, info: models.CollectionInfo) -> CollectionSpec:
+    params = info.config.params
+    dense = {"": params.vectors} if isinstance(params.vectors, models.VectorParams) else dict(params.vectors or {})
+    vectors = {}
+    for vname, vp in dense.items():
+        options = {k: dumped(getattr(vp, k)) for k in VECTOR_OPTIONS if getattr(vp, k, None) is not None}
+        vectors[vname] = VectorSpec(
+            size=vp.size, distance=vp.distance.value.lower(), multivector=vp.multivector_config is not None,
+            on_disk=vp.on_disk, options=options,
+        )
+    sparse = {}
+    for sname, sp in (params.sparse_vectors or {}).items():
+        modifier = "idf" if sp.modifier == models.Modifier.IDF else None
+        sparse[sname] = SparseVectorSpec(modifier=modifier, options=dumped(sp.index) if sp.index else {})
+    indexes = {field: dumped(schema.data_type) for field, schema in (info.payload_schema or {}).items()}
+    return CollectionSpec(name=name, vectors=vectors, sparse_vectors=sparse, payload_indexes=indexes)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Point <-> qdrant models
+
+
+def point_id(value: int | str) -> int | str:
+    """Qdrant ids are unsigned integers or UUIDs (returned in canonical form)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, (str, uuid.UUID)):
+        try:
+            return str(uuid.UUID(str(value)))
+        except ValueError:
+            pass
+    raise BackendError(f"point id {value!r} is neither an unsigned integer nor a UUID: Qdrant takes only those")
+
+
+def vector_value(value: Any) -> Any:
+    """A vector as qdrant models take it: dense list, multivector (list of lists) or SparseVector."""
+    if isinstance(value, dict):
+        return models.SparseVector(indices=[int(i) for i in value["indices"]], values=[float(v) for v in value["values"]])
+    if isinstance(value, models.SparseVector):
+        return value
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if value and (isinstance(value[0], (list, tuple)) or getattr(value[0], "ndim", 0) >= 1):
+        return [[float(x) for x in row] for row in value]
+    return [float(x) for x in value]
+
+
+def point_struct(point: Point) -> models.PointStruct:
+    vectors = {name: vector_value(v) for name, v in point.vectors.items()}
+    vector: Any = vectors[""] if set(vectors) == {""} else vectors
+    return models.PointStruct(id=point_id(point.id), vector=vector, payload=point.payload or {})
+
+
+def vector_out(value: Any) -> Any:
+    if isinstance(value, models.SparseVector):
+        return {"indices": list(value.indices), "values": list(value.values)}
+    return value
+
+
+def to_point(record: models.Record) -> Point:
+    raw = record.vector
+    vectors = {} if raw is None else ({"": raw} if isinstance(raw, list) else {k: vector_out(v) for k, v in raw.items()})
+    return Point(id=record.id, payload=dict(record.payload or {}), vectors=vectors)
