@@ -158,3 +158,71 @@ def test_state_store_heads_journal_lock_and_checkpoint(backend):
         other.acquire_lock(ttl=30, timeout=0, command="upgrade head", heartbeat=False)
     state.release_lock()
     backend.drop_collection(state.name)
+
+
+@pytest.fixture(params=["qdrant-local", "qdrant-server", "weaviate"])
+def store_url(request, tmp_path):
+    if request.param == "qdrant-local":
+        return f"qdrant+local://{tmp_path / 'store'}"
+    if request.param == "qdrant-server":
+        return os.environ.get("VECMIG_TEST_QDRANT_URL") or pytest.skip("set VECMIG_TEST_QDRANT_URL=qdrant://host:6333 to run against a Qdrant server")
+    return request.getfixturevalue("weaviate_url")
+
+
+STAIRWAY = [
+    ("""
+upgrade:
+  - create_collection:
+      name: {v1}
+      vectors: {{old: {{size: 4, distance: cosine}}}}
+      properties: {{title: text}}
+  - create_alias: {{alias: {alias}, collection: {v1}}}
+""", "create"),
+    ("""
+upgrade:
+  - bulk_insert:
+      collection: {v1}
+      points:
+        - {{id: 1, payload: {{title: one}}, vectors: {{old: [1, 0, 0, 0]}}}}
+        - {{id: 2, payload: {{title: two}}, vectors: {{old: [0, 1, 0, 0]}}}}
+""", "seed"),
+    ("""
+upgrade:
+  - create_collection:
+      name: {v2}
+      vectors: {{new: {{size: 8, distance: dot}}}}
+      properties: {{title: text}}
+  - repoint_alias: {{alias: {alias}, to: {v2}}}
+""", "switch"),
+]
+
+
+@pytest.mark.e2e
+def test_cli_stairway_upgrade_downgrade_upgrade_on_every_backend(store_url, tmp_path):
+    """upgrade head, downgrade base, upgrade head again: the store ends where it was."""
+    from tests.conftest import Project
+
+    project = Project(tmp_path / "proj", store_url)
+    suffix = uuid.uuid4().hex[:8]
+    names = {"v1": f"Products_v1_{suffix}", "v2": f"Products_v2_{suffix}", "alias": f"Products_{suffix}"}
+    ini = project.root / "vecmig.ini"
+    ini.write_text(ini.read_text() + f"state_collection = VecmigState_{suffix}\n")
+    down = None
+    for i, (body, message) in enumerate(STAIRWAY):
+        project.revision(f"st{i}", down, body.format(**names), message)
+        down = f"st{i}"
+
+    def aliases():
+        from vecmig.command import open_store
+
+        with open_store(project.config()) as (backend, _):
+            return {a: c for a, c in backend.list_aliases().items() if a == names["alias"]}
+
+    project.run("upgrade", "head")
+    assert aliases() == {names["alias"]: names["v2"]}
+    project.run("downgrade", "base", "--yes")
+    assert aliases() == {}
+    project.run("upgrade", "head")
+    assert aliases() == {names["alias"]: names["v2"]}
+    assert '"at_head": true' in project.run("current", "--json").stdout
+    project.run("downgrade", "base", "--yes")

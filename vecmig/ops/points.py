@@ -76,8 +76,8 @@ class BulkInsert(Op):
         return PointSource(self, self.points, self.file)
 
     def describe(self):
-        where = f"file={self.file!r}" if self.file else f"{len(self.points or [])} points"
-        return f"bulk_insert(collection={self.collection!r}, {where})"
+        where = f"file={json.dumps(self.file)}" if self.file else f"{len(self.points or [])} points"
+        return f"bulk_insert(collection={json.dumps(self.collection)}, {where})"
 
     def validate(self, view, backend):
         what = f"bulk_insert into {self.collection!r}"
@@ -115,8 +115,8 @@ class DeletePoints(Op):
     irreversible = "delete_points removes data: write an explicit downgrade (bulk_insert) to restore it"
 
     def describe(self):
-        where = f"file={self.file!r}" if self.file else f"{len(self.ids or [])} ids"
-        return f"delete_points(collection={self.collection!r}, {where})"
+        where = f"file={json.dumps(self.file)}" if self.file else f"{len(self.ids or [])} ids"
+        return f"delete_points(collection={json.dumps(self.collection)}, {where})"
 
     def validate(self, view, backend):
         require_collection(view, self.collection, f"delete_points from {self.collection!r}")
