@@ -20,6 +20,7 @@ def rev(rev_id, down, body):
 # (id, files, command args, expected message part)
 CASES = [
     ("malformed-yaml", [("raw", "versions/bad1_x.yaml", "revision: bad1\ndown_revision: base00\nupgrade: [\n")], ["upgrade", "head"], "bad1_x.yaml"),
+    ("duplicate-key", [("raw", "versions/dupk_x.yaml", "revision: dupk\ndown_revision: base00\nupgrade: []\nupgrade: []\n")], ["upgrade", "head"], "duplicate key 'upgrade'"),
     ("not-a-mapping", [("raw", "versions/bad2_x.yaml", "- just\n- a list\n")], ["upgrade", "head"], "bad2_x.yaml"),
     ("missing-down-revision", [("raw", "versions/bad3_x.yaml", "revision: bad3\nupgrade: []\n")], ["upgrade", "head"], "down_revision"),
     ("unknown-op", [rev("bad4", "base00", "upgrade:\n  - create_colection: {name: x}\n")], ["upgrade", "head"], "unknown op 'create_colection': did you mean 'create_collection'?"),

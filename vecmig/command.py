@@ -13,7 +13,8 @@ from typing import Iterator
 from vecmig.config import Config
 from vecmig.errors import ConfigError, VecmigError
 from vecmig.progress import Reporter, silent
-from vecmig.runner import DOWN, UP, Plan, Runner, changed_checksums, check_known_heads, display_path, make_plan
+from vecmig.runner import DOWN, UP, Plan, Runner, changed_checksums, check_known_heads, make_plan
+from vecmig.script.revision import shown_path
 from vecmig.schema import SchemaView
 from vecmig.state import StateStore
 
@@ -45,7 +46,7 @@ def rev_summary(rev, heads: set[str] = frozenset(), applied: set[str] = frozense
         "branch_labels": list(rev.branch_labels),
         "depends_on": list(rev.depends_on),
         "message": rev.message,
-        "path": display_path(rev.path),
+        "path": shown_path(rev.path),
         "is_head": rev.revision in heads,
         "applied": rev.revision in applied,
     }
@@ -238,7 +239,7 @@ def validate(cfg: Config, *, accept: bool = False) -> dict:
         if state.exists():
             check_known_heads(script, state.heads())
             for rev, old in changed_checksums(script, state):
-                changed.append({"revision": rev.revision, "path": display_path(rev.path), "applied_checksum": old, "checksum": rev.checksum})
+                changed.append({"revision": rev.revision, "path": shown_path(rev.path), "applied_checksum": old, "checksum": rev.checksum})
                 if accept:
                     state.end_step(rev.revision, rev.checksum)
     return {"revisions": len(script.revisions), "problems": problems, "changed": changed, "accepted": accept and bool(changed)}

@@ -10,12 +10,12 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from vecmig.errors import BackendError, PlanError, StateError, VecmigError
 from vecmig.ops.base import Op, OpContext
 from vecmig.progress import Reporter
 from vecmig.schema import SchemaView
+from vecmig.script.revision import shown_path
 from vecmig.state import StateStore, now_iso
 
 UP, DOWN = "up", "down"
@@ -55,13 +55,6 @@ class Plan:
         }
 
 
-def display_path(path: Path) -> str:
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
 def step_ops(rev, direction: str, state: StateStore, config) -> list[Op]:
     """The ops of one step. ``downgrade: auto`` reverses the journaled upgrade, op by op."""
     if direction == UP:
@@ -75,11 +68,11 @@ def step_ops(rev, direction: str, state: StateStore, config) -> list[Op]:
         try:
             undo_op = op.reverse(entry.get("undo"))
         except PlanError as e:
-            raise PlanError(f"{display_path(rev.path)}: downgrade: auto: {e}") from None
+            raise PlanError(f"{shown_path(rev.path)}: downgrade: auto: {e}") from None
         if undo_op is None:
             why = op.irreversible or "it has no reverse"
             raise PlanError(
-                f"{display_path(rev.path)}: downgrade is `auto` but upgrade[{i}] {op.op_name} can't be undone ({why}): "
+                f"{shown_path(rev.path)}: downgrade is `auto` but upgrade[{i}] {op.op_name} can't be undone ({why}): "
                 "write an explicit `downgrade:` list"
             )
         reversed_ops.append(undo_op)
@@ -116,7 +109,7 @@ def check_known_heads(script, heads: list[str]) -> None:
     for head in heads:
         if head not in script.graph:
             raise StateError(
-                f"the store is at revision {head!r}, which is not in {display_path(script.location)}: "
+                f"the store is at revision {head!r}, which is not in {shown_path(script.location)}: "
                 "check out the code that applied it, or `vecmig stamp` the store at a known revision"
             )
 
@@ -139,7 +132,7 @@ def make_plan(script, state: StateStore, backend, config, direction: str, target
             try:
                 op.validate(view, backend)
             except PlanError as e:
-                raise PlanError(f"{display_path(rev.path)}: {direction}grade[{i}] {e}") from None
+                raise PlanError(f"{shown_path(rev.path)}: {direction}grade[{i}] {e}") from None
             op.forward(view)
         plan.steps.append(step)
         current = graph.heads_after(current, rev.revision, direction)
@@ -178,7 +171,7 @@ class Runner:
             rev, _ = changed[0]
             more = f" (and {len(changed) - 1} more: see `vecmig validate`)" if len(changed) > 1 else ""
             raise StateError(
-                f"{display_path(rev.path)} changed after it was applied{more}: revert it, or accept the change "
+                f"{shown_path(rev.path)} changed after it was applied{more}: revert it, or accept the change "
                 "with `vecmig upgrade --accept-checksums` (or `vecmig validate --accept`)"
             )
         for rev, _ in changed:
@@ -217,7 +210,7 @@ class Runner:
             })
             if not isinstance(e, Exception):  # KeyboardInterrupt: journaled, then stop
                 raise
-            where = f"{display_path(rev.path)}: {direction}grade[{index}] {op.op_name}"
+            where = f"{shown_path(rev.path)}: {direction}grade[{index}] {op.op_name}"
             error_type = type(e) if isinstance(e, VecmigError) else BackendError
             raise error_type(f"{where}: {message} (re-run to resume from this op)") from e
         duration = time.monotonic() - started

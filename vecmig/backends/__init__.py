@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
 from vecmig.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vecmig.backends.base import Backend
 
 SCHEMES = {
     "qdrant": "qdrant",
@@ -66,7 +70,7 @@ def parse_url(url: str) -> StoreURL:
     return StoreURL(url, scheme, kind, host=parts.hostname, port=port, path=parts.path, query=dict(parse_qsl(parts.query)))
 
 
-def connect(cfg) -> "Backend":  # noqa: F821 - imported lazily
+def connect(cfg) -> "Backend":
     """Open the store the config points at."""
     url = parse_url(cfg.url)
     if url.kind == "qdrant":

@@ -165,10 +165,28 @@ def load_revision(path: str | Path, data: bytes | None = None) -> Revision:
     return _read_yaml(path, data, checksum) if kind == "yaml" else _read_python(path, data, checksum)
 
 
+class _SafeUniqueLoader(yaml.SafeLoader):
+    """``safe_load``'s loader, except that a key written twice in one mapping is an error
+    (plain YAML keeps the last one, which would silently drop e.g. a first ``upgrade:`` list)."""
+
+
+def _unique_mapping(loader: _SafeUniqueLoader, node: yaml.MappingNode, deep: bool = False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_SafeUniqueLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def _read_yaml(path: Path, data: bytes, checksum: str) -> YamlRevision:
     where = shown_path(path)
     try:
-        doc = yaml.safe_load(data)
+        doc = yaml.load(data, Loader=_SafeUniqueLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         raise ScriptError(f"{where}{_yaml_error(e)}: fix the YAML (indentation, brackets, quotes)") from None
     if doc is None:
