@@ -54,6 +54,9 @@ class Config:
     api_key: str | None = field(default=None, repr=False)
     lock_ttl: float = 60.0
     lock_timeout: float = 0.0
+    #: how long applications (vecmig.runtime.Router) cache the routing table; the runner waits this
+    #: long after changing write targets before it relies on them
+    routing_ttl: float = 5.0
     embedders: dict[str, dict[str, str]] = field(default_factory=dict)
     x: dict[str, str] = field(default_factory=dict)
 
@@ -97,7 +100,7 @@ class Config:
         if not parser.has_section("vecmig"):
             raise ConfigError(f"{file}: no [vecmig] section: add one with at least `url = ...`")
         main = {k: interpolate(v, f"{file} [vecmig] {k}") for k, v in parser.items("vecmig")}
-        known = {"url", "script_location", "template_location", "state_collection", "api_key", "lock_ttl", "lock_timeout"}
+        known = {"url", "script_location", "template_location", "state_collection", "api_key", "lock_ttl", "lock_timeout", "routing_ttl"}
         unknown = sorted(set(main) - known)
         if unknown:
             raise ConfigError(f"{file} [vecmig]: unknown key {unknown[0]!r}: known keys are {', '.join(sorted(known))}")
@@ -106,7 +109,7 @@ class Config:
         self.template_location = self.here / main.get("template_location", "templates")
         self.state_collection = main.get("state_collection") or None
         self.api_key = main.get("api_key") or None
-        for key in ("lock_ttl", "lock_timeout"):
+        for key in ("lock_ttl", "lock_timeout", "routing_ttl"):
             if key in main:
                 try:
                     setattr(self, key, float(main[key]))

@@ -7,6 +7,13 @@ from typing import Any, Iterator
 
 from vecmig.schema import CollectionSpec, Point, SparseVectorSpec, VectorSpec
 
+#: the neutral filter format is Qdrant's filter JSON: ``{"must": [{"key": "category", "match": {"value": "x"}}]}``
+Filter = dict[str, Any]
+#: where a long scan resumes: JSON (a dict) the backend alone interprets; None is the beginning
+Cursor = dict[str, Any] | None
+#: one search hit: (point id, score, payload)
+Hit = tuple[int | str, float, dict[str, Any]]
+
 # Features an op may need; ``Backend.unsupported`` says why one is missing.
 FEATURES = ("add_vector", "drop_vector", "sparse_vectors", "multivectors", "aliases", "conditional_writes")
 
@@ -57,6 +64,9 @@ class Backend(ABC):
     #: the store admits one process at a time (embedded Qdrant): the lock lease is then a record of
     #: who runs, and needs no heartbeat thread
     exclusive: bool = False
+    #: points per page for long scans (copy, backfill): large where each page costs a pass over
+    #: the whole collection (embedded Qdrant), moderate where pages are cheap requests
+    scan_page_size: int = 256
 
     @abstractmethod
     def close(self) -> None: ...
@@ -78,6 +88,10 @@ class Backend(ABC):
 
     def invalid_collection_spec(self, spec: CollectionSpec) -> str | None:
         """None when this store can create ``spec`` (options, property types, vector names), else why not."""
+        return None
+
+    def invalid_filter(self, filter: Filter) -> str | None:
+        """None when this store can apply ``filter`` (Qdrant's filter JSON), else what is wrong or unsupported."""
         return None
 
     # schema
@@ -124,10 +138,21 @@ class Backend(ABC):
 
     # points
     @abstractmethod
-    def count(self, collection: str) -> int: ...
+    def count(self, collection: str, filter: Filter | None = None) -> int:
+        """Points in the collection (matching ``filter``), counted exactly."""
 
     @abstractmethod
-    def upsert(self, collection: str, points: list[Point]) -> None: ...
+    def upsert(self, collection: str, points: list[Point], *, insert_only: bool = False) -> None:
+        """Write whole points by id. ``insert_only``: ids that already exist are left untouched, so a
+        point the application wrote in the meantime is never overwritten (each backend says how
+        far that is guaranteed)."""
+
+    @abstractmethod
+    def update_vectors(self, collection: str, points: list[Point], *, only_if_missing: str | None = None) -> None:
+        """Write the named vectors in each point's ``vectors`` into existing points, and merge each
+        point's ``payload`` fields into the stored payload; other vectors and fields stay as they are.
+        Ids that don't exist (deleted meanwhile) are skipped. ``only_if_missing=V``: points that
+        already have vector ``V`` are left untouched (vectors and payload)."""
 
     @abstractmethod
     def delete(self, collection: str, ids: list[int | str]) -> None: ...
@@ -136,10 +161,39 @@ class Backend(ABC):
     def retrieve(self, collection: str, ids: list[int | str], with_vectors: bool = False) -> list[Point]: ...
 
     @abstractmethod
+    def scroll_pages(
+        self,
+        collection: str,
+        *,
+        batch_size: int = 256,
+        with_vectors: bool | list[str] = False,
+        filter: Filter | None = None,
+        cursor: Cursor = None,
+    ) -> Iterator[tuple[list[Point], Cursor]]:
+        """Pages of points in the store's id order, each with the cursor that resumes right after it.
+
+        A cursor is JSON, made to be kept in a checkpoint: ``scroll_pages(..., cursor=c)`` goes on
+        with the page after the one ``c`` came with (and yields nothing after the last page). A page
+        may be empty when ``filter`` matched none of the points it covered; its cursor still moves on.
+        """
+
     def scroll(
-        self, collection: str, *, batch_size: int = 256, with_vectors: bool | list[str] = False
+        self, collection: str, *, batch_size: int = 256, with_vectors: bool | list[str] = False, filter: Filter | None = None
     ) -> Iterator[list[Point]]:
-        """All points, page by page."""
+        """All points (matching ``filter``), page by page; no empty pages."""
+        for page, _ in self.scroll_pages(collection, batch_size=batch_size, with_vectors=with_vectors, filter=filter):
+            if page:
+                yield page
+
+    @abstractmethod
+    def search(
+        self, collection: str, vector_name: str, vector: list[float], *, limit: int = 10, filter: Filter | None = None
+    ) -> list[Hit]:
+        """The ``limit`` nearest points by ``vector_name``, best first, as (id, score, payload).
+
+        The score is Qdrant's: a similarity for cosine and dot (higher is closer), the distance for
+        euclid and manhattan (lower is closer), whatever the store reports natively.
+        """
 
     # state
     @abstractmethod

@@ -21,19 +21,23 @@ from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from vecmig.backends import StoreURL
-from vecmig.backends.base import FEATURES, Backend
+from vecmig.backends.base import FEATURES, Backend, Cursor, Filter, Hit
 from vecmig.backends.qdrant_models import (
     INVALID_NAME_CHARS,
     collection_arguments,
+    cursor_offset,
     payload_type,
     point_id,
     point_struct,
+    qdrant_filter,
     sparse_params,
     spec_from_info,
     to_point,
     update_options,
     validated,
     vector_params,
+    vector_struct,
+    vector_value,
 )
 from vecmig.errors import BackendError, ConfigError, LockError, PlanError
 from vecmig.schema import CollectionSpec, Point, SparseVectorSpec, VectorSpec
@@ -44,6 +48,9 @@ LOCK_POLL_SECONDS = 0.2
 NAMED_VECTOR_CRUD = (1, 18, 0)
 #: first server version with upsert ``update_mode`` (insert_only / update_only) next to ``update_filter``
 CONDITIONAL_WRITES = (1, 17, 0)
+#: points per scroll page in long scans: local mode sorts the whole collection for every page
+EMBEDDED_SCAN_PAGE = 2000
+SERVER_SCAN_PAGE = 500
 #: local mode keeps no payload index info: vecmig keeps its own list in the collection's metadata
 LOCAL_INDEX_KEY = "vecmig_payload_indexes"
 NEW_COLLECTION_STRATEGY = "use the new-collection strategy: create_collection + copy/backfill + repoint_alias"
@@ -76,6 +83,7 @@ class QdrantBackend(Backend):
         self.client = client
         self.embedded = embedded
         self.exclusive = embedded
+        self.scan_page_size = EMBEDDED_SCAN_PAGE if embedded else SERVER_SCAN_PAGE
         # local mode's collections are plain Python objects: one call at a time, whatever the thread
         self._serial = threading.RLock() if embedded else nullcontext()
         self._api_key = api_key  # only whether one is set: the key itself is never kept here
@@ -243,6 +251,13 @@ class QdrantBackend(Backend):
             return str(e)
         return self.invalid_collection_name(spec.name)
 
+    def invalid_filter(self, filter: Filter) -> str | None:
+        try:
+            qdrant_filter(filter)
+        except PlanError as e:
+            return str(e)
+        return None
+
     def create_collection(self, spec: CollectionSpec) -> None:
         what = f"create_collection {spec.name!r}"
         try:
@@ -340,16 +355,70 @@ class QdrantBackend(Backend):
 
     # points --------------------------------------------------------------------------------------
 
-    def count(self, collection: str) -> int:
+    def count(self, collection: str, filter: Filter | None = None) -> int:
         with self.translate_errors(f"counting points of {collection!r}"):
-            return self.client.count(collection, exact=True).count
+            return self.client.count(collection, count_filter=qdrant_filter(filter), exact=True).count
 
-    def upsert(self, collection: str, points: list[Point]) -> None:
+    def upsert(self, collection: str, points: list[Point], *, insert_only: bool = False) -> None:
+        """``insert_only`` is Qdrant's ``update_mode: insert_only`` (server >= 1.17, and local mode):
+        the server skips ids that exist, so a newer write by the application always wins. Older
+        servers get read-then-write: a point written between the two requests is overwritten."""
         if not points:
             return
         structs = [point_struct(p) for p in points]
-        with self.translate_errors(f"writing {len(structs)} points to {collection!r}"):
-            self.client.upsert(collection, structs)
+        what = f"writing {len(structs)} points to {collection!r}"
+        if not insert_only:
+            with self.translate_errors(what):
+                self.client.upsert(collection, structs)
+        elif self.unsupported("conditional_writes") is None:
+            with self.translate_errors(what):
+                self.client.upsert(collection, structs, update_mode=models.UpdateMode.INSERT_ONLY)
+        else:
+            with self.translate_errors(what):
+                found = self.client.retrieve(collection, [s.id for s in structs], with_payload=False, with_vectors=False)
+                existing = {str(r.id) for r in found}
+                fresh = [s for s in structs if str(s.id) not in existing]
+                if fresh:
+                    self.client.upsert(collection, fresh)
+
+    def update_vectors(self, collection: str, points: list[Point], *, only_if_missing: str | None = None) -> None:
+        """One batch request: the payload fields first, then the vectors.
+
+        ``only_if_missing=V`` on a server >= 1.17 guards both with a condition Qdrant evaluates per
+        point (``must_not: has_vector V``; for the payload also ``has_id``): a point the application
+        wrote with V in the meantime keeps its vector and payload. Embedded, the check is a read
+        under the store's lock (one process, so nobody writes in between); older servers get
+        read-then-write, where a write landing between the two requests is overwritten.
+        """
+        points = [p for p in points if p.vectors or p.payload]
+        if not points:
+            return
+        what = f"writing vectors of {len(points)} points of {collection!r}"
+        guarded = only_if_missing is not None and not self.embedded and self.unsupported("conditional_writes") is None
+        if not guarded:
+            with self.translate_errors(what):  # embedded: holds the store's lock from read to write
+                points = self._still_to_write(collection, points, only_if_missing)
+                if points:
+                    self.client.batch_update_points(collection, vector_operations(points, None))
+            return
+        try:
+            with self.translate_errors(what):
+                self.client.batch_update_points(collection, vector_operations(points, only_if_missing))
+        except BackendError as e:
+            if not is_not_found(e):
+                raise
+            # a point was deleted after it was read: the others are written again, guarded as before
+            with self.translate_errors(what):
+                points = self._still_to_write(collection, points, None)
+                if points:
+                    self.client.batch_update_points(collection, vector_operations(points, only_if_missing))
+
+    def _still_to_write(self, collection: str, points: list[Point], lacking: str | None) -> list[Point]:
+        """The points that exist (and, with ``lacking``, don't have that vector yet)."""
+        with_vectors: bool | list[str] = False if lacking is None else (True if lacking == "" else [lacking])
+        records = self.client.retrieve(collection, [point_id(p.id) for p in points], with_payload=False, with_vectors=with_vectors)
+        keep = {str(r.id) for r in records if lacking is None or lacking not in to_point(r).vectors}
+        return [p for p in points if str(point_id(p.id)) in keep]
 
     def delete(self, collection: str, ids: list[int | str]) -> None:
         if not ids:
@@ -368,17 +437,41 @@ class QdrantBackend(Backend):
         found = {str(r.id): to_point(r) for r in records}
         return [found[str(i)] for i in wanted if str(i) in found]
 
-    def scroll(self, collection: str, *, batch_size: int = 256, with_vectors: bool | list[str] = False) -> Iterator[list[Point]]:
-        offset = None
+    def scroll_pages(
+        self,
+        collection: str,
+        *,
+        batch_size: int = 256,
+        with_vectors: bool | list[str] = False,
+        filter: Filter | None = None,
+        cursor: Cursor = None,
+    ) -> Iterator[tuple[list[Point], Cursor]]:
+        """Qdrant's scroll in id order; the cursor is ``{"offset": <first id of the next page>}``, or
+        ``{"end": true}`` after the last page."""
+        if cursor and cursor.get("end"):
+            return
+        offset = (cursor or {}).get("offset")
+        flt = qdrant_filter(filter)
         while True:
             with self.translate_errors(f"scrolling {collection!r}"):
                 records, offset = self.client.scroll(
-                    collection, limit=batch_size, offset=offset, with_payload=True, with_vectors=with_vectors
+                    collection, scroll_filter=flt, limit=batch_size, offset=offset, with_payload=True, with_vectors=with_vectors
                 )
-            if records:
-                yield [to_point(r) for r in records]
+            after: Cursor = {"end": True} if offset is None else {"offset": cursor_offset(offset)}
+            if records or offset is not None:
+                yield [to_point(r) for r in records], after
             if offset is None:
                 return
+
+    def search(
+        self, collection: str, vector_name: str, vector: list[float], *, limit: int = 10, filter: Filter | None = None
+    ) -> list[Hit]:
+        with self.translate_errors(f"searching {collection!r} by {vector_name or 'its vector'!r}"):
+            result = self.client.query_points(
+                collection, query=vector_value(vector), using=vector_name or None, limit=limit,
+                query_filter=qdrant_filter(filter), with_payload=True, with_vectors=False,
+            )
+        return [(r.id, r.score, dict(r.payload or {})) for r in result.points]
 
     # state ---------------------------------------------------------------------------------------
 
@@ -436,6 +529,39 @@ def folder_locked(path: Path) -> bool:
     except OSError:
         return False  # let the real open report the problem
     return False
+
+
+# ---------------------------------------------------------------------------------------------------
+# conditional vector writes
+
+
+def vector_operations(points: list[Point], lacking: str | None) -> list[Any]:
+    """``batch_update_points`` operations writing the points' payload fields, then their vectors.
+
+    With ``lacking`` each write is guarded by ``must_not: has_vector lacking`` (the payload per point,
+    with its ``has_id``), evaluated by Qdrant point by point.
+    """
+    missing = [models.HasVectorCondition(has_vector=lacking)] if lacking is not None else None
+    ops: list[Any] = []
+    for p in points:
+        if not p.payload:
+            continue
+        pid = point_id(p.id)
+        if missing:
+            target = models.SetPayload(payload=p.payload, filter=models.Filter(must=[models.HasIdCondition(has_id=[pid])], must_not=missing))
+        else:
+            target = models.SetPayload(payload=p.payload, points=[pid])
+        ops.append(models.SetPayloadOperation(set_payload=target))
+    with_vectors = [models.PointVectors(id=point_id(p.id), vector=vector_struct(p)) for p in points if p.vectors]
+    if with_vectors:
+        guard = models.Filter(must_not=missing) if missing else None
+        ops.append(models.UpdateVectorsOperation(update_vectors=models.UpdateVectors(points=with_vectors, update_filter=guard)))
+    return ops
+
+
+def is_not_found(e: BackendError) -> bool:
+    cause = e.__cause__
+    return isinstance(cause, UnexpectedResponse) and cause.status_code == 404
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -199,16 +199,39 @@ def vector_value(value: Any) -> Any:
     return [float(x) for x in value]
 
 
-def point_struct(point: Point) -> models.PointStruct:
+def vector_struct(point: Point) -> Any:
+    """A point's vectors as Qdrant takes them: the bare unnamed vector, or a dict by name."""
     vectors = {name: vector_value(v) for name, v in point.vectors.items()}
-    vector: Any = vectors[""] if set(vectors) == {""} else vectors
-    return models.PointStruct(id=point_id(point.id), vector=vector, payload=point.payload or {})
+    return vectors[""] if set(vectors) == {""} else vectors
+
+
+def point_struct(point: Point) -> models.PointStruct:
+    return models.PointStruct(id=point_id(point.id), vector=vector_struct(point), payload=point.payload or {})
+
+
+def qdrant_filter(filter: dict | None, where: str = "filter") -> models.Filter | None:
+    """vecmig's neutral filter (Qdrant's filter JSON) as a qdrant ``Filter``; None for no filter.
+
+    PlanError when it is not a valid Qdrant filter, naming the bad part.
+    """
+    if not filter:
+        return None
+    if isinstance(filter, models.Filter):
+        return filter
+    if not isinstance(filter, dict):
+        raise PlanError(f"{where}: a filter is a mapping like {{must: [{{key: category, match: {{value: books}}}}]}}, not {type(filter).__name__}")
+    return validated(models.Filter, filter, where)
 
 
 def vector_out(value: Any) -> Any:
     if isinstance(value, models.SparseVector):
         return {"indices": list(value.indices), "values": list(value.values)}
     return value
+
+
+def cursor_offset(offset: Any) -> int | str:
+    """A scroll offset as JSON: integer ids stay integers, UUIDs become their canonical text."""
+    return offset if isinstance(offset, int) else str(offset)
 
 
 def to_point(record: models.Record) -> Point:
