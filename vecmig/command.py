@@ -39,6 +39,13 @@ def open_store(cfg: Config) -> Iterator[tuple[object, StateStore]]:
         backend.close()
 
 
+def applied_at(step: dict | None) -> str | None:
+    """When a revision's last step applied it (None if it was undone since, or never ran)."""
+    if step and step.get("direction") == UP and step.get("status") in ("done", "stamped"):
+        return step.get("finished_at")
+    return None
+
+
 def rev_summary(rev, heads: set[str] = frozenset(), applied: set[str] = frozenset()) -> dict:
     return {
         "revision": rev.revision,
@@ -136,8 +143,7 @@ def history(cfg: Config, rng: str | None = None, *, indicate_current: bool = Fal
     for rev in script.graph.history(rng, current_heads=current):
         item = rev_summary(rev, head_ids, applied)
         item["current"] = rev.revision in current
-        if rev.revision in steps:
-            item["applied_at"] = steps[rev.revision].get("finished_at")
+        item["applied_at"] = applied_at(steps.get(rev.revision))
         out.append(item)
     return out
 
@@ -159,7 +165,7 @@ def current(cfg: Config) -> dict:
         "script_heads": script_heads,
         "at_head": sorted(store_heads) == script_heads,
         "revisions": [
-            {**rev_summary(script.get_revision(h)), "applied_at": steps.get(h, {}).get("finished_at")} for h in sorted(store_heads)
+            {**rev_summary(script.get_revision(h)), "applied_at": applied_at(steps.get(h))} for h in sorted(store_heads)
         ],
     }
 
@@ -206,7 +212,7 @@ def stamp(cfg: Config, target: str, *, purge: bool = False) -> dict:
         state.acquire_lock(ttl=cfg.lock_ttl, timeout=cfg.lock_timeout, command=f"stamp {target}", heartbeat=False)
         try:
             for rev_id in script.graph.applied(heads):
-                if (state.step(rev_id) or {}).get("status") != "done":
+                if applied_at(state.step(rev_id)) is None:
                     state.stamp_step(rev_id, UP, script.get_revision(rev_id).checksum)
             state.set_heads(heads)
         finally:

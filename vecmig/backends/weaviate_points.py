@@ -85,12 +85,33 @@ def as_list(vector: Any) -> list:
 
 @dataclasses.dataclass
 class VectorShapes:
-    """What upserts are checked against: vector name -> (declared size or 0, multivector)."""
+    """What upserts are checked against: vector name -> (declared size or 0, multivector); and each
+    vector's distance (vecmig's names), for turning Weaviate's distances into Qdrant-style scores."""
 
     vectors: dict[str, tuple[int, bool]]
+    distances: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def named(self, name: str) -> bool:
         return name in self.vectors and name != ""
+
+
+def score(distance: str, value: float | None) -> float:
+    """Weaviate's distance as the score Qdrant reports: similarity for cosine and dot (higher is
+    closer), the distance itself for euclid (Weaviate's is squared) and manhattan."""
+    d = float(value or 0.0)
+    if distance == "cosine":
+        return 1.0 - d
+    if distance == "dot":
+        return -d
+    if distance == "euclid":
+        return max(d, 0.0) ** 0.5
+    return d
+
+
+def has_vector(obj, name: str) -> bool:
+    """Whether a client result object carries a non-empty vector ``name``."""
+    value = (obj.vector or {}).get("default" if name == "" else name)  # the client's key for the legacy vector
+    return value is not None and len(value) > 0
 
 
 def vectors_in(point: Point, shapes: VectorShapes, what: str) -> Any:
