@@ -401,7 +401,7 @@ def test_create_collection_template_builds_a_valid_op(cfg):
         "payload_indexes": {"category": "keyword"},
     }
     default = ScriptDirectory(cfg).generate_revision("Create Products!", template="create_collection", head=rev.revision)
-    assert default.upgrade_ops()[0].name == "create_products"
+    assert default.upgrade_ops()[0].name == "products"
 
 
 def test_project_template_replaces_the_package_one_and_is_listed(cfg):

@@ -17,8 +17,11 @@ import uuid
 import warnings
 from typing import Any, Iterator
 
-from vecmig.backends.base import Backend, RecordStore
-from vecmig.backends.weaviate_points import VectorShapes, payload_in, point_from_object, to_uuid, vectors_in
+from vecmig.backends.base import Backend, Cursor, Filter, Hit, RecordStore
+from vecmig.backends.weaviate_filters import FilterError, weaviate_filter
+from vecmig.backends.weaviate_points import (
+    VectorShapes, as_list, from_uuid, has_vector, payload_in, point_from_object, score, to_uuid, vectors_in,
+)
 from vecmig.backends.weaviate_schema import (
     SpecError,
     check_index,
@@ -45,6 +48,8 @@ DROP_STRATEGY = "create a new collection without the vector, copy the points int
 #: points per gRPC batch request, and ids per delete/retrieve request
 BATCH_SIZE = 200
 IDS_PER_REQUEST = 1000
+#: objects per cursor page in long scans (Weaviate's cursor pages are cheap: moderate pages suffice)
+SCAN_PAGE = 500
 MIN_VERSION = {"aliases": (1, 32, 0), "add_vector": (1, 31, 0), "multivectors": (1, 29, 0)}
 _CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network")
 _LIB: tuple | None = None
@@ -101,6 +106,7 @@ class WeaviateBackend(Backend):
 
     kind = "weaviate"
     default_state_collection = "VecmigState"
+    scan_page_size = SCAN_PAGE
 
     def __init__(self, client, url, grpc_port: int, *, api_key: str | None = None):
         self.client = client
@@ -212,6 +218,13 @@ class WeaviateBackend(Backend):
 
     def invalid_collection_name(self, name: str) -> str | None:
         return invalid_name(name)
+
+    def invalid_filter(self, filter: Filter) -> str | None:
+        try:
+            weaviate_filter(client_library()[1].query.Filter, filter)
+        except FilterError as e:
+            return str(e)
+        return None
 
     def invalid_collection_spec(self, spec: CollectionSpec) -> str | None:
         """None when Weaviate can hold ``spec`` (names, types, options), else why not."""
@@ -390,16 +403,26 @@ class WeaviateBackend(Backend):
 
     # points
 
-    def count(self, collection: str) -> int:
+    def count(self, collection: str, filter: Filter | None = None) -> int:
+        where = self._filter(filter, f"count {collection!r}")
         with self._errors(f"count {collection!r}"):
-            return int(self._collection(collection).aggregate.over_all(total_count=True).total_count or 0)
+            return int(self._collection(collection).aggregate.over_all(total_count=True, filters=where).total_count or 0)
 
-    def upsert(self, collection: str, points: list[Point]) -> None:
+    def upsert(self, collection: str, points: list[Point], *, insert_only: bool = False) -> None:
+        """Batches over gRPC. ``insert_only``: ids that exist are looked up and skipped, and the rest
+        are created one by one with REST's create, which Weaviate refuses for an id that exists: a
+        point the application wrote in the meantime is never overwritten."""
         what = f"upsert into {collection!r}"
         _, wvc = client_library()
         shapes = self._shapes_of(collection)
         objects = [wvc.data.DataObject(uuid=to_uuid(p.id), properties=payload_in(p.payload, f"{what}: point {p.id!r}"), vector=vectors_in(p, shapes, what)) for p in points]
         col = self._collection(collection)
+        if insert_only:
+            existing = self._existing(col, [o.uuid for o in objects], what)
+            for obj in objects:
+                if obj.uuid not in existing:
+                    self._create(col, obj, what)
+            return
         for start in range(0, len(objects), BATCH_SIZE):
             chunk = objects[start : start + BATCH_SIZE]
             with self._errors(what):
@@ -407,6 +430,54 @@ class WeaviateBackend(Backend):
             if result.has_errors:
                 index, error = min(result.errors.items())
                 raise BackendError(f"{what}: point {points[start + index].id!r}: {error.message} ({len(result.errors)} of {len(chunk)} points in the batch failed)")
+
+    def _create(self, col, obj, what: str) -> None:
+        """Create one object; an id that exists by now (written by someone else) is left alone."""
+        try:
+            col.data.insert(uuid=obj.uuid, properties=obj.properties, vector=obj.vector)
+        except Exception as e:
+            if _status(e) == 422 and "already exists" in error_text(e):
+                return
+            with self._errors(what):
+                raise
+
+    def _existing(self, col, uuids: list[uuid.UUID], what: str, vector: str | None = None) -> dict[uuid.UUID, Any]:
+        """The objects among ``uuids`` that exist, without properties (with ``vector`` if named)."""
+        _, wvc = client_library()
+        include: bool | list[str] = False if vector is None else (True if vector == "" else [vector])
+        found: dict[uuid.UUID, Any] = {}
+        unique = list(dict.fromkeys(uuids))
+        for start in range(0, len(unique), IDS_PER_REQUEST):
+            chunk = unique[start : start + IDS_PER_REQUEST]
+            with self._errors(what):
+                res = col.query.fetch_objects(filters=wvc.query.Filter.by_id().contains_any(chunk), limit=len(chunk), include_vector=include, return_properties=[])
+            found.update((obj.uuid, obj) for obj in res.objects)
+        return found
+
+    def update_vectors(self, collection: str, points: list[Point], *, only_if_missing: str | None = None) -> None:
+        """One partial update (REST PATCH: named vectors and properties merge) per object.
+
+        Weaviate has no conditional write: ``only_if_missing`` is a read before the writes, and a
+        vector the application writes between that read and the PATCH is overwritten. The reconcile
+        step after a backfill (text hashes compared) repairs such points.
+        """
+        what = f"update vectors in {collection!r}"
+        shapes = self._shapes_of(collection)
+        col = self._collection(collection)
+        uuids = [to_uuid(p.id) for p in points]
+        existing = self._existing(col, uuids, what, vector=only_if_missing)
+        for point, key in zip(points, uuids):
+            obj = existing.get(key)
+            if obj is None or (only_if_missing is not None and has_vector(obj, only_if_missing)):
+                continue  # deleted since it was read, or the application wrote the vector already
+            properties = payload_in(point.payload, f"{what}: point {point.id!r}") or None
+            try:
+                col.data.update(uuid=key, properties=properties, vector=vectors_in(point, shapes, what))
+            except Exception as e:
+                if _status(e) == 404:
+                    continue
+                with self._errors(what):
+                    raise
 
     def delete(self, collection: str, ids: list[int | str]) -> None:
         what = f"delete from {collection!r}"
@@ -435,8 +506,23 @@ class WeaviateBackend(Backend):
                 found[obj.uuid] = point_from_object(obj, shapes)
         return [found[u] for u in uuids if u in found]
 
-    def scroll(self, collection: str, *, batch_size: int = 256, with_vectors: bool | list[str] = False) -> Iterator[list[Point]]:
-        """Pages in id order through Weaviate's cursor (``after``); integer ids come first, ascending."""
+    def scroll_pages(
+        self,
+        collection: str,
+        *,
+        batch_size: int = 256,
+        with_vectors: bool | list[str] = False,
+        filter: Filter | None = None,
+        cursor: Cursor = None,
+    ) -> Iterator[tuple[list[Point], Cursor]]:
+        """Pages in id order through Weaviate's cursor (``after``); integer ids come first, ascending.
+
+        The cursor is ``{"after": "<last uuid of the page>"}`` (with ``"end": true`` after a short
+        last page). Weaviate's cursor takes no filter, so with one each page of ids is read first and
+        the objects matching the filter among them are fetched in a second, filtered request.
+        """
+        if cursor and cursor.get("end"):
+            return
         col = self._collection(collection)
         shapes = self._shapes_of(collection) if with_vectors else None
         wanted = None
@@ -444,20 +530,56 @@ class WeaviateBackend(Backend):
         if isinstance(with_vectors, list):
             wanted = set(with_vectors)
             include = True if "" in wanted else list(with_vectors)
-        after = None
+        what = f"scroll {collection!r}"
+        where = self._filter(filter, what)
+        after = (cursor or {}).get("after")
         while True:
-            with self._errors(f"scroll {collection!r}"):
-                res = col.query.fetch_objects(limit=batch_size, after=after, include_vector=include)
-            if not res.objects:
+            with self._errors(what):
+                if where is None:
+                    res = col.query.fetch_objects(limit=batch_size, after=after, include_vector=include)
+                else:
+                    res = col.query.fetch_objects(limit=batch_size, after=after, return_properties=[])
+            objects = list(res.objects)
+            if not objects:
                 return
-            page = [point_from_object(obj, shapes) for obj in res.objects]
+            last, end = str(objects[-1].uuid), len(objects) < batch_size
+            if where is not None:
+                objects = self._matching(col, [o.uuid for o in objects], where, include, what)
+            page = [point_from_object(obj, shapes) for obj in objects]
             if wanted is not None:
                 for p in page:
                     p.vectors = {k: v for k, v in p.vectors.items() if k in wanted}
-            yield page
-            if len(res.objects) < batch_size:
+            yield page, ({"after": last, "end": True} if end else {"after": last})
+            if end:
                 return
-            after = res.objects[-1].uuid
+            after = last
+
+    def _matching(self, col, uuids: list, where, include, what: str) -> list:
+        """The objects among ``uuids`` that match ``where``, in the order of ``uuids``."""
+        _, wvc = client_library()
+        Filter = wvc.query.Filter
+        with self._errors(what):
+            res = col.query.fetch_objects(filters=Filter.all_of([Filter.by_id().contains_any(uuids), where]), limit=len(uuids), include_vector=include)
+        by_id = {obj.uuid: obj for obj in res.objects}
+        return [by_id[u] for u in uuids if u in by_id]
+
+    def search(
+        self, collection: str, vector_name: str, vector: list[float], *, limit: int = 10, filter: Filter | None = None
+    ) -> list[Hit]:
+        what = f"search {collection!r} by {vector_name or 'its vector'!r}"
+        _, wvc = client_library()
+        shapes = self._shapes_of(collection)
+        if vector_name not in shapes.vectors:
+            have = ", ".join(repr(n) for n in shapes.vectors) or "none"
+            raise BackendError(f"{what}: the collection has no vector {vector_name!r} (it has {have})")
+        where = self._filter(filter, what)
+        with self._errors(what):
+            res = self._collection(collection).query.near_vector(
+                near_vector=as_list(vector), target_vector=vector_name or None, limit=limit, filters=where,
+                return_metadata=wvc.query.MetadataQuery(distance=True),
+            )
+        distance = shapes.distances.get(vector_name, "cosine")
+        return [(from_uuid(obj.uuid), score(distance, obj.metadata.distance), point_from_object(obj, None).payload) for obj in res.objects]
 
     # state
 
@@ -475,6 +597,12 @@ class WeaviateBackend(Backend):
         if invalid_name(name):
             raise BackendError(f"collection {name!r}: {invalid_name(name)}")
         return self.client.collections.use(name)
+
+    def _filter(self, filter: Filter | None, what: str):
+        try:
+            return weaviate_filter(client_library()[1].query.Filter, filter)
+        except FilterError as e:
+            raise BackendError(f"{what}: {e}") from None
 
     def _check_name(self, name: str, what: str, kind: str = "collection") -> None:
         problem = invalid_name(name, kind)
@@ -498,7 +626,7 @@ class WeaviateBackend(Backend):
         spec = self.get_collection(collection)
         if spec is None:
             raise BackendError(f"collection {collection!r} does not exist")
-        shapes = VectorShapes({n: (v.size, v.multivector) for n, v in spec.vectors.items()})
+        shapes = VectorShapes({n: (v.size, v.multivector) for n, v in spec.vectors.items()}, {n: v.distance for n, v in spec.vectors.items()})
         if spec.name == collection:
             self._shapes[collection] = shapes
         return shapes

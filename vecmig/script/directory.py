@@ -83,6 +83,8 @@ class ScriptDirectory:
             "depends_on": [graph.get(r).revision for r in depends_on],
             "message": message,
             "slug": slug,
+            # what the message is about: "create products" -> "products"
+            "subject": re.sub(r"^(create|add|new|make)_", "", slug) or slug,
             "create_date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
         suffix = ".py" if source.name.endswith(".py.j2") else ".yaml"
