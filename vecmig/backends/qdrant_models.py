@@ -209,6 +209,19 @@ def point_struct(point: Point) -> models.PointStruct:
     return models.PointStruct(id=point_id(point.id), vector=vector_struct(point), payload=point.payload or {})
 
 
+FILTER_CLAUSES = ("must", "should", "must_not")
+#: a condition's kind by the key that identifies it
+CONDITIONS = {
+    "key": models.FieldCondition,
+    "has_id": models.HasIdCondition,
+    "has_vector": models.HasVectorCondition,
+    "is_empty": models.IsEmptyCondition,
+    "is_null": models.IsNullCondition,
+    "nested": models.NestedCondition,
+}
+FIELD_TESTS = tuple(k for k in models.FieldCondition.model_fields if k != "key")
+
+
 def qdrant_filter(filter: dict | None, where: str = "filter") -> models.Filter | None:
     """vecmig's neutral filter (Qdrant's filter JSON) as a qdrant ``Filter``; None for no filter.
 
@@ -218,9 +231,35 @@ def qdrant_filter(filter: dict | None, where: str = "filter") -> models.Filter |
         return None
     if isinstance(filter, models.Filter):
         return filter
-    if not isinstance(filter, dict):
-        raise PlanError(f"{where}: a filter is a mapping like {{must: [{{key: category, match: {{value: books}}}}]}}, not {type(filter).__name__}")
+    check_filter_shape(filter, where)
     return validated(models.Filter, filter, where)
+
+
+def check_filter_shape(spec: Any, where: str) -> None:
+    """Walk the filter clause by clause, checking each condition against its own model, so that a
+    mistake is reported where it is (pydantic alone would report the union of every condition type)."""
+    if not isinstance(spec, dict):
+        raise PlanError(f"{where}: a filter is a mapping like {{must: [{{key: category, match: {{value: books}}}}]}}, not {type(spec).__name__}")
+    unknown = sorted(set(spec) - {*FILTER_CLAUSES, "min_should"})
+    if unknown:
+        raise PlanError(f"{where}: unknown key {unknown[0]!r}: a filter has must, should, must_not and min_should")
+    for clause in FILTER_CLAUSES:
+        items = spec.get(clause)
+        if items is None:
+            continue
+        for i, cond in enumerate(items if isinstance(items, list) else [items]):
+            at = f"{where}.{clause}[{i}]"
+            if not isinstance(cond, dict):
+                raise PlanError(f"{at}: a condition is a mapping like {{key: category, match: {{value: books}}}}, not {cond!r}")
+            if set(cond) & {*FILTER_CLAUSES, "min_should"}:
+                check_filter_shape(cond, at)
+                continue
+            kind = next((k for k in CONDITIONS if k in cond), None)
+            if kind is None:
+                raise PlanError(f"{at}: unknown condition {', '.join(map(repr, cond)) or '{}'}: use key (with match, range, ...), has_id, has_vector, is_empty, is_null or nested")
+            validated(CONDITIONS[kind], cond, at)
+            if kind == "key" and all(cond.get(k) is None for k in FIELD_TESTS):
+                raise PlanError(f"{at}: key {cond['key']!r} needs a test: one of {', '.join(FIELD_TESTS)}")
 
 
 def vector_out(value: Any) -> Any:

@@ -52,6 +52,8 @@ class Settings:
     def str(self, key: str, default: str | None = None, *, required: bool = False, choices: Sequence[str] = ()) -> str | None:
         self.known.add(key)
         value = self.values.get(key, "").strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":  # "query: " keeps its space
+            value = value[1:-1]
         if not value:
             if required:
                 raise self.error(key, f"is required: add `{key} = ...` to the section")
@@ -134,7 +136,8 @@ class Embedder(ABC):
         if not self.model:
             raise settings.error("model", "is required: add `model = ...` to the section")
         self._pool: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # loading models, clients and the pool
+        self._probe_lock = threading.Lock()
         self._fingerprint: dict | None = None
 
     # -- what providers implement -------------------------------------------------------------
@@ -211,7 +214,7 @@ class Embedder(ABC):
         ``probe_sha256`` hashes the rounded probe vector, ``probe_head`` keeps its first values so
         that float noise from a service can be told apart from a different model.
         """
-        with self._lock:
+        with self._probe_lock:
             if self._fingerprint is None:
                 vec = self.embed_documents([PROBE_TEXT])[0]
                 if self._dimension is None:

@@ -271,4 +271,4 @@ class HttpEmbedder(Embedder):
             self._client = None
 
     def malformed(self, what: str) -> EmbedderError:
-        return EmbedderError(f"{self.where} {self.base_url}: malformed answer: {what}: is `base_url` a {self.provider} embeddings API?")
+        return EmbedderError(f"{self.where} {self.base_url}: malformed answer: {what}: check that `base_url` is an embeddings API compatible with {self.provider}")

@@ -16,6 +16,7 @@ from vecmig.embed.base import Embedder, Settings, missing_extra
 
 #: model name -> (import name of the package that ships it, its dimension)
 MODELS = {"tokenlearn": ("static_model", 64)}
+MAX_TOKENS = 512  # what static_model.get_embeddings passes
 
 
 class StaticEmbedder(Embedder):
@@ -44,10 +45,16 @@ class StaticEmbedder(Embedder):
         """The model's encode function, imported on first use."""
         if self._encode is None:
             try:
-                from static_model import get_embeddings
+                import static_model
             except ImportError:
                 raise missing_extra(self.where, "tokenlearn-static-model", "static") from None
-            self._encode = get_embeddings
+            try:  # the package's own get_embeddings re-checks its files on every call: skip that
+                from static_model._static_model import encode_batch
+
+                model_dir = static_model._model_dir()
+                self._encode = lambda texts: encode_batch(model_dir, texts, MAX_TOKENS)
+            except (ImportError, AttributeError):
+                self._encode = static_model.get_embeddings
         return self._encode
 
     def embed_batch(self, texts: list[str], kind: str) -> np.ndarray:
