@@ -213,3 +213,64 @@ def test_a_second_runner_fails_clearly_or_waits_and_applies_nothing_twice(projec
     assert third.returncode == 0, err
     assert "Nothing to do" in out
     assert count(project, "items") == 3000
+
+
+SWITCH = """
+upgrade:
+  - create_collection:
+      name: products_v2
+      vectors: {{v2: {{embedder: static{size}}}}}
+  - backfill: {{source: products_v1, target: products_v2, vector: v2, embedder: static, text: "{{{{ kind }}}} product"}}
+  - repoint_alias: {{alias: products, to: products_v2}}
+downgrade: auto
+"""
+
+
+def with_static_embedder(project, extra: str = "") -> None:
+    ini = project.root / "vecmig.ini"
+    ini.write_text(ini.read_text() + f"[embedder:static]\nprovider = static\n{extra}")
+
+
+def test_plan_probes_each_embedder_and_shows_its_fingerprint_and_the_size_check(project):
+    linear(project)
+    with_static_embedder(project)
+    project.revision("ccc333", "bbb222", SWITCH.format(size=""), "switch to static")
+    out = project.run("upgrade", "head", "--plan").stdout
+    assert re.search(r"Embedder static: static tokenlearn, 64-d, normalize=\w+, probe [0-9a-f]{12}", out)
+    assert "create_collection: static makes 64-d vectors, taken as the vector's size" in out
+    assert "backfill: static makes 64-d vectors, the vector's size is 64: ok" in out
+    plan = json.loads(project.run("upgrade", "head", "--plan", "--json").stdout)
+    assert plan["embedders"]["static"]["dimension"] == 64
+    project.run("upgrade", "head")
+    assert count(project, "products_v2") == 2
+    assert "No drift" in project.run("check").stdout
+
+
+def test_a_vector_size_that_the_embedder_does_not_make_is_a_plan_time_error(project):
+    from tests.conftest import store_snapshot
+
+    linear(project)
+    with_static_embedder(project)
+    project.run("upgrade", "head")
+    before = store_snapshot(project.config())
+    project.revision("ccc333", "bbb222", SWITCH.format(size=", size: 384"), "switch to static")
+    proc = project.run("upgrade", "head", check=False)
+    assert proc.returncode == 1
+    assert "size is 384 but embedder 'static' (static tokenlearn) makes 64-d vectors" in proc.stderr
+    assert store_snapshot(project.config()) == before
+
+
+def test_a_changed_model_behind_an_embedder_name_is_refused(project):
+    linear(project)
+    with_static_embedder(project)
+    project.revision("ccc333", "bbb222", SWITCH.format(size=""), "switch to static")
+    project.run("upgrade", "head")
+    ini = project.root / "vecmig.ini"
+    ini.write_text(ini.read_text() + "dimensions = 32\n")
+    project.revision("ddd444", "ccc333", """
+        upgrade:
+          - add_vector: {collection: products_v2, name: small, embedder: static}
+        """, "another vector")
+    proc = project.run("upgrade", "head", check=False)
+    assert proc.returncode == 1
+    assert "embedder 'static' is not the model that embedded the data under that name" in proc.stderr

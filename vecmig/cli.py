@@ -141,6 +141,10 @@ def _print_plan(plan, store: str = "") -> None:
         for i, op in enumerate(step.ops, 1):
             flag = "  !" if op.irreversible else "   "
             click.echo(f"{flag} {i}. {op.describe()}")
+    for name, fp in plan.embedders.items():
+        click.echo(f"Embedder {name}: {fp['provider']} {fp['model']}, {fp['dimension']}-d, normalize={fp.get('normalize')}, probe {fp.get('probe_sha256', '')[:12]}")
+    for check in plan.checks:
+        click.echo(f"  check: {check}")
     click.echo(f"Heads: {', '.join(plan.heads_before) or 'base'} -> {', '.join(plan.heads_after) or 'base'}")
 
 

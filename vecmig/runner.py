@@ -42,6 +42,10 @@ class Plan:
     heads_before: list[str]
     heads_after: list[str]
     steps: list[Step] = field(default_factory=list)
+    #: embedder name -> fingerprint, probed once at plan time
+    embedders: dict[str, dict] = field(default_factory=dict)
+    #: the dimension checks made against those probes
+    checks: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -52,6 +56,8 @@ class Plan:
                 {"revision": s.revision.revision, "message": s.revision.message, "direction": s.direction, "ops": [op.describe() for op in s.ops]}
                 for s in self.steps
             ],
+            "embedders": self.embedders,
+            "checks": self.checks,
         }
 
 
@@ -114,6 +120,32 @@ def check_known_heads(script, heads: list[str]) -> None:
             )
 
 
+def probe_embedders(op: Op, view: SchemaView, config, plan: Plan, state: StateStore) -> dict[str, int]:
+    """Probe each embedder the op uses (once per plan), check the vector sizes, and refuse a name
+    whose model changed since it embedded data. Returns name -> dimension."""
+    refs = op.embedder_names(view)
+    if not refs:
+        return {}
+    from vecmig.embed.fingerprint import check_vector_size, fingerprint_changes
+
+    dimensions = {}
+    for name, size in refs.items():
+        fingerprint = check_vector_size(config, name, size, op.op_name)
+        if name not in plan.embedders:
+            recorded = state.embedder_fingerprint(name)
+            changes = fingerprint_changes(recorded, fingerprint) if recorded else []
+            if changes:
+                raise PlanError(
+                    f"{op.op_name}: embedder {name!r} is not the model that embedded the data under that name "
+                    f"({changes[0]}): give the new model its own [embedder:NAME]"
+                )
+            plan.embedders[name] = fingerprint
+        dim = fingerprint["dimension"]
+        plan.checks.append(f"{op.op_name}: {name} makes {dim}-d vectors, " + (f"the vector's size is {size}: ok" if size else "taken as the vector's size"))
+        dimensions[name] = dim
+    return dimensions
+
+
 def make_plan(script, state: StateStore, backend, config, direction: str, target: str) -> Plan:
     """Resolve the path and check every op against the live store, writing nothing."""
     heads = state.heads()
@@ -130,6 +162,7 @@ def make_plan(script, state: StateStore, backend, config, direction: str, target
             if i in done:  # applied by an interrupted run: the live view already shows it
                 continue
             try:
+                op.use_dimensions(probe_embedders(op, view, config, plan, state))
                 op.validate(view, backend)
             except PlanError as e:
                 raise PlanError(f"{shown_path(rev.path)}: {direction}grade[{i}] {e}") from None
@@ -145,6 +178,7 @@ class Runner:
 
     def __init__(self, script, state: StateStore, backend, config, reporter: Reporter):
         self.script, self.state, self.backend, self.config, self.out = script, state, backend, config, reporter
+        self.plan: Plan | None = None
 
     def run(self, direction: str, target: str, *, command: str, accept_checksums: bool = False) -> Plan:
         self.state.acquire_lock(ttl=self.config.lock_ttl, timeout=self.config.lock_timeout, command=command, heartbeat=not self.backend.exclusive)
@@ -152,7 +186,7 @@ class Runner:
             if direction == UP:
                 self._check_checksums(accept_checksums)
             # planned under the lock: another runner may have moved the heads while we waited
-            plan = make_plan(self.script, self.state, self.backend, self.config, direction, target)
+            plan = self.plan = make_plan(self.script, self.state, self.backend, self.config, direction, target)
             if not plan.steps:
                 self.out.line(f"Nothing to do: the store is at {', '.join(plan.heads_before) or 'base'}.")
             heads = set(plan.heads_before)
@@ -218,4 +252,7 @@ class Runner:
             **base, "status": "done", "finished_at": now_iso(), "duration": duration, "undo": undo,
         })
         self.state.clear_checkpoint(key)
+        for name in op.embedder_names():
+            if name in self.plan.embedders:
+                self.state.record_embedder(name, self.plan.embedders[name])
         self.out.line(f"  + {op.describe()} ({duration:.2f}s)")

@@ -29,7 +29,7 @@ class VectorSpec:
         """From a revision file's mapping; keys other than the core ones pass through as options."""
         core = {"size", "distance", "multivector", "on_disk", "embedder"}
         return cls(
-            size=params["size"],
+            size=params.get("size") or 0,  # 0 until an embedder's probe fills it
             distance=params.get("distance", "cosine"),
             multivector=bool(params.get("multivector", False)),
             on_disk=params.get("on_disk"),

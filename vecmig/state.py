@@ -6,6 +6,8 @@ Records (keys):
   step/<rev>                     the last upgrade/downgrade of a revision: direction, run id, status, checksum
   journal/<rev>/<dir>/<i>        one op of one step: status, times, duration, checksum, host, user, error, undo
   checkpoint/<rev>/<dir>/<i>     a long op's cursor
+  embedder/<name>                the fingerprint of the model behind an embedder name
+  routing/<name>                 the routing table of a logical collection (vecmig.routing)
   lock                           the lease: owner token, host, pid, user, command, expires_at
 """
 
@@ -97,6 +99,14 @@ class StateStore:
 
     def record_op(self, rev: str, direction: str, index: int, doc: dict) -> None:
         self.records.put(f"journal/{rev}/{direction}/{index}", {**doc, **whoami()})
+
+    # embedders: the fingerprint of the model behind each embedder name, when it first wrote data
+    def embedder_fingerprint(self, name: str) -> dict | None:
+        return self.records.get(f"embedder/{name}") if self.records.exists() else None
+
+    def record_embedder(self, name: str, fingerprint: dict) -> None:
+        if self.embedder_fingerprint(name) is None:
+            self.records.put(f"embedder/{name}", {**fingerprint, "recorded_at": now_iso()})
 
     # checkpoints
     def get_checkpoint(self, key: str) -> dict | None:

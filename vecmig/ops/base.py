@@ -84,6 +84,14 @@ class Op:
                 out[keys.get(f.name, f.name)] = value
         return out
 
+    def embedder_names(self, view: SchemaView | None = None) -> dict[str, int | None]:
+        """The embedders this op uses -> the size of the vector each fills (None: not known yet).
+        Planning probes each one and checks the size before ``validate``."""
+        return {}
+
+    def use_dimensions(self, dimensions: dict[str, int]) -> None:
+        """Take probed embedder dimensions for sizes the revision left out."""
+
     def validate(self, view: SchemaView, backend) -> None:
         """Plan-time checks against the store as it will be; raise PlanError."""
 

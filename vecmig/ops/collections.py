@@ -48,6 +48,14 @@ class CreateCollection(Op):
             options=dict(self.options),
         )
 
+    def embedder_names(self, view=None):
+        return {v["embedder"]: v.get("size") for v in self.vectors.values() if v.get("embedder")}
+
+    def use_dimensions(self, dimensions):
+        for params in self.vectors.values():
+            if not params.get("size") and params.get("embedder") in dimensions:
+                params["size"] = dimensions[params["embedder"]]
+
     def validate(self, view, backend):
         what = f"create_collection {self.name!r}"
         check_new_name(view, backend, self.name, what)

@@ -33,11 +33,18 @@ class AddVector(Op):
         extra = {k: getattr(self, k) for k in ("hnsw_config", "quantization_config", "datatype", "index_type") if getattr(self, k) is not None}
         return VectorSpec(self.size or 0, self.distance, self.multivector, self.on_disk, self.embedder, extra)
 
+    def embedder_names(self, view=None):
+        return {self.embedder: self.size} if self.embedder and not self.sparse else {}
+
+    def use_dimensions(self, dimensions):
+        if not self.size and self.embedder in dimensions:
+            self.size = dimensions[self.embedder]
+
     def validate(self, view, backend):
         what = f"add_vector {self.collection}.{self.name}"
         coll = require_collection(view, self.collection, what)
         if not self.sparse and not self.size:
-            raise PlanError(f"{what}: `size` is required for a dense vector (or set `sparse: true`)")
+            raise PlanError(f"{what}: a dense vector needs `size` or an `embedder` to probe it (or set `sparse: true`)")
         if self.name in coll.vector_names():
             raise PlanError(f"{what}: collection {coll.name!r} already has a vector named {self.name!r}")
         reason = backend.unsupported("add_vector", coll)
