@@ -274,3 +274,23 @@ def test_a_changed_model_behind_an_embedder_name_is_refused(project):
     proc = project.run("upgrade", "head", check=False)
     assert proc.returncode == 1
     assert "embedder 'static' is not the model that embedded the data under that name" in proc.stderr
+
+
+def test_status_shows_a_running_upgrade_from_another_shell_then_the_interrupted_one(project):
+    big_seed(project, 6000)
+    proc = project.popen("upgrade", "head")
+    while "+ create_collection" not in proc.stdout.readline():
+        pass
+    time.sleep(1.0)
+    running = json.loads(project.run("status", "--json").stdout)  # the embedded store is busy: read the run's status file
+    assert running["state"] == "running" and running["source"].startswith("status file")
+    (op,) = [o for o in running["steps"][0]["ops"] if o["op"] == "bulk_insert"]
+    assert 0 < op["progress"]["done"] < 6000 and op["progress"]["total"] == 6000
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    interrupted = json.loads(project.run("status", "--json").stdout)
+    assert interrupted["state"] == "interrupted" and interrupted["lock"]["stale"] is True
+    assert interrupted["steps"][0]["revision"] == "big001"
+    assert "interrupted" in project.run("status").stdout
+    project.run("upgrade", "head")
+    assert json.loads(project.run("status", "--json").stdout)["state"] == "idle"

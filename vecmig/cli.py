@@ -341,6 +341,37 @@ def check(obj, as_json):
         sys.exit(1)
 
 
+@cli.command()
+@json_option
+@click.pass_obj
+def status(obj, as_json):
+    """A running or interrupted upgrade/downgrade: its ops and their progress."""
+
+    def text(r):
+        if r["state"] == "idle":
+            click.echo("idle: nothing running, nothing interrupted")
+            return
+        lock = r["lock"]
+        who = f" by {lock['user']}@{lock['host']} pid {lock['pid']} (`{lock['command']}` since {lock['acquired_at']})" if lock else " (re-run the command to resume)"
+        click.echo(f"{r['state']}{who}")
+        for step in r["steps"]:
+            click.echo(f"  {step['direction']}grade {step['revision']} since {step['started_at']}")
+            for op in step["ops"]:
+                p = op.get("progress") or {}
+                line = f"    [{op['index']}] {op['op']}: {op['status']}"
+                if p:
+                    total = f" / {p['total']:,}" if p.get("total") else ""
+                    line += f", {p['done']:,}{total} points"
+                    line += f" ({p['percent']}%)" if p.get("percent") is not None else ""
+                    line += f", {p['rate']:,} points/s" if p.get("rate") else ""
+                    line += f", ETA {p['eta_seconds']}s" if p.get("eta_seconds") is not None else ""
+                if op.get("error"):
+                    line += f": {op['error']}"
+                click.echo(line)
+
+    emit(_cmd().status(obj.config()), as_json, text)
+
+
 @cli.group()
 def lock():
     """The migration lock (a lease in the state collection)."""

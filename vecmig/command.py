@@ -30,11 +30,12 @@ def script_directory(cfg: Config):
 @contextmanager
 def open_store(cfg: Config) -> Iterator[tuple[object, StateStore]]:
     """The connected backend and the project's state store; closed at the end."""
-    from vecmig.backends import connect
+    from vecmig.backends import connect, parse_url
 
     backend = connect(cfg)
     try:
-        yield backend, StateStore(backend.records(cfg.state_collection or backend.default_state_collection))
+        records = backend.records(cfg.state_collection or backend.default_state_collection)
+        yield backend, StateStore(records, status_file=parse_url(cfg.url).status_file(cfg.here))
     finally:
         backend.close()
 
@@ -304,6 +305,28 @@ def schema_drift(declared: SchemaView, live: SchemaView, touched: set[str]) -> l
 
 def _shape(spec) -> str:
     return f"{spec.size}-d {spec.distance}{' multivector' if spec.multivector else ''}"
+
+
+def status(cfg: Config) -> dict:
+    """What runs now, or was interrupted: steps, ops, checkpoints (done, total, rate, ETA), the lock.
+
+    On an embedded store that another run holds, the status file that run keeps is read instead."""
+    from vecmig.backends import parse_url
+    from vecmig.errors import LockError
+    from vecmig.status import live_status, progress, read_status_file
+
+    try:
+        with open_store(cfg) as (_, state):
+            result = {**live_status(state), "source": "store"}
+    except LockError:
+        mirrored = read_status_file(parse_url(cfg.url).status_file(cfg.here))
+        if mirrored is None:
+            raise
+        result = {**mirrored, "source": "status file of the run that holds the embedded store"}
+    for step in result["steps"]:
+        for op in step["ops"]:
+            op["progress"] = progress(op)
+    return result
 
 
 def lock_status(cfg: Config) -> dict | None:

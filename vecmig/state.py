@@ -41,9 +41,13 @@ def whoami() -> dict[str, str | int]:
 class StateStore:
     """Heads, journal, checkpoints and lock of one project, in the store's state collection."""
 
-    def __init__(self, records):
+    def __init__(self, records, status_file=None):
+        from vecmig.status import StatusMirror
+
         self.records = records
         self.lease: Lease | None = None
+        #: an embedded store admits one process: runs mirror their progress to a file for `vecmig status`
+        self.mirror = StatusMirror(status_file) if status_file else None
 
     @property
     def name(self) -> str:
@@ -78,14 +82,21 @@ class StateStore:
         """The run id of this step and whether it resumes an interrupted one."""
         step = self.step(rev)
         if step and step.get("status") == "running" and step.get("direction") == direction:
+            if self.mirror:
+                self.mirror.on_step(rev, direction, step.get("started_at"))
             return step["run"], True
         run = uuid.uuid4().hex
-        self.records.put(f"step/{rev}", {"direction": direction, "run": run, "status": "running", "checksum": checksum, "started_at": now_iso(), **whoami()})
+        doc = {"direction": direction, "run": run, "status": "running", "checksum": checksum, "started_at": now_iso(), **whoami()}
+        self.records.put(f"step/{rev}", doc)
+        if self.mirror:
+            self.mirror.on_step(rev, direction, doc["started_at"])
         return run, False
 
     def end_step(self, rev: str, checksum: str) -> None:
         step = self.step(rev) or {}
         self.records.put(f"step/{rev}", {**step, "status": "done", "checksum": checksum, "finished_at": now_iso()})
+        if self.mirror:
+            self.mirror.on_step(rev, step.get("direction"), step.get("started_at"), status="done")
 
     def stamp_step(self, rev: str, direction: str, checksum: str) -> None:
         self.records.put(f"step/{rev}", {"direction": direction, "run": None, "status": "stamped", "checksum": checksum, "finished_at": now_iso(), **whoami()})
@@ -99,6 +110,8 @@ class StateStore:
 
     def record_op(self, rev: str, direction: str, index: int, doc: dict) -> None:
         self.records.put(f"journal/{rev}/{direction}/{index}", {**doc, **whoami()})
+        if self.mirror:
+            self.mirror.on_op(rev, index, doc)
 
     # embedders: the fingerprint of the model behind each embedder name, when it first wrote data
     def embedder_fingerprint(self, name: str) -> dict | None:
@@ -114,6 +127,8 @@ class StateStore:
 
     def set_checkpoint(self, key: str, doc: dict) -> None:
         self.records.put(f"checkpoint/{key}", {**doc, "at": now_iso()})
+        if self.mirror:
+            self.mirror.on_checkpoint(key, {**doc, "at": now_iso()})
         if self.lease:
             self.lease.renew_if_due()
 
@@ -134,12 +149,14 @@ class StateStore:
             if self.records.insert_if_absent("lock", doc):
                 break
             current = self.records.get("lock")
-            if current and _is_stale(current) and self.records.replace_if("lock", doc, "owner", current["owner"]):
+            if current and lease_is_stale(current) and self.records.replace_if("lock", doc, "owner", current["owner"]):
                 break
             if time.monotonic() >= deadline:
                 raise LockError(_held_message(current))
             time.sleep(min(0.5, max(0.05, deadline - time.monotonic())))
         self.lease = Lease(self.records, token, doc, ttl, heartbeat)
+        if self.mirror:
+            self.mirror.on_lock(doc)
         return self.lease
 
     def release_lock(self, force: bool = False) -> dict | None:
@@ -150,10 +167,12 @@ class StateStore:
         if self.lease:
             self.lease.stop()
             self.lease = None
+            if self.mirror:
+                self.mirror.on_lock(None)
         return current
 
 
-def _is_stale(lock: dict) -> bool:
+def lease_is_stale(lock: dict) -> bool:
     """Expired, or held by a process of this host that no longer exists."""
     if lock.get("expires_at", 0) < time.time():
         return True

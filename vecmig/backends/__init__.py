@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
@@ -38,6 +39,19 @@ class StoreURL:
     @property
     def https(self) -> bool:
         return self.scheme.endswith("+https")
+
+    def local_path(self, here: Path) -> Path | None:
+        """The folder of an embedded store (relative paths are relative to ``here``), else None."""
+        if self.scheme != "qdrant+local":
+            return None
+        path = Path(self.path).expanduser()
+        return path if path.is_absolute() else Path(here) / path
+
+    def status_file(self, here: Path) -> Path | None:
+        """Where a run on an embedded store mirrors its progress, for `vecmig status` from another
+        shell (the store itself admits one process at a time)."""
+        folder = self.local_path(here)
+        return folder / "vecmig_status.json" if folder else None
 
     def __str__(self) -> str:  # never shows credentials
         if self.scheme in ("qdrant+local", "qdrant+memory"):

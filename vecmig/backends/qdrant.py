@@ -98,10 +98,7 @@ class QdrantBackend(Backend):
         if url.scheme == "qdrant+memory":
             return cls(url, QdrantClient(location=":memory:"), embedded=True)
         if url.scheme == "qdrant+local":
-            path = Path(url.path).expanduser()
-            if not path.is_absolute():
-                path = Path(cfg.here) / path
-            return cls(url, open_embedded(path, float(cfg.lock_timeout or 0)), embedded=True)
+            return cls(url, open_embedded(url.local_path(cfg.here), float(cfg.lock_timeout or 0)), embedded=True)
         return cls._connect_server(url, cfg)
 
     @classmethod
