@@ -166,7 +166,7 @@ def test_bad_op_parameters_name_the_file_the_item_and_the_op(cfg):
     with pytest.raises(ScriptError) as e:
         rev.upgrade_ops()
     assert str(e.value).startswith("versions/a_x.yaml: upgrade[1]: create_collection")
-    assert "'size' is a required property" in str(e.value)
+    assert "vectors.v: give `size` or `embedder`" in str(e.value)
 
 
 # -- Python files ----------------------------------------------------------------------------------
@@ -371,7 +371,7 @@ def test_merge_needs_two_separate_lines(cfg):
     ({"branch_labels": ["x y"]}, "branch label 'x y': use letters, digits and _ only"),
     ({"branch_labels": ["main"]}, "branch label 'main' is already on revision r: pick another label"),
     ({"head": "zz"}, "unknown revision 'zz': see `vecmig history` for the ids"),
-    ({"template": "nope"}, "no template 'nope': the templates are blank, blank.py, create_collection (see `vecmig list-templates`)"),
+    ({"template": "nope"}, "no template 'nope': the templates are blank, blank.py, create_collection, quantization, side_by_side, switch_model (see `vecmig list-templates`)"),
 ])
 def test_generate_refuses_bad_input_and_writes_nothing(cfg, kwargs, expected):
     script = ScriptDirectory(cfg)
@@ -414,7 +414,7 @@ def test_project_template_replaces_the_package_one_and_is_listed(cfg):
     (templates / "seed.py.j2").write_text("no description line\n")
     script = ScriptDirectory(cfg)
     listed = {name: (desc, path) for name, desc, path in script.list_templates()}
-    assert sorted(listed) == ["blank", "blank.py", "create_collection", "seed.py"]
+    assert sorted(listed) == ["blank", "blank.py", "create_collection", "quantization", "seed.py", "side_by_side", "switch_model"]
     assert listed["blank"] == ("our blank", (cfg.template_location / "blank.yaml.j2"))
     assert listed["seed.py"][0] == "" and listed["create_collection"][0].startswith("a collection with one dense vector")
     rev = script.generate_revision("mine", owner="team: search")

@@ -23,9 +23,10 @@ def check_params(op_name: str, params: dict[str, Any], where: str) -> None:
     if errors:
         e = errors[0]
         loc = f"{op_name}{_path(e)}"
-        if e.validator == "oneOf" and all(set(sub) == {"required"} for sub in e.validator_value):
+        if e.validator in ("oneOf", "anyOf") and all(set(sub) == {"required"} for sub in e.validator_value):
             keys = " or ".join(f"`{sub['required'][0]}`" for sub in e.validator_value)
-            raise ScriptError(f"{where}: {loc}: give exactly one of {keys}")
+            exactly = "exactly one of " if e.validator == "oneOf" else ""
+            raise ScriptError(f"{where}: {loc}: give {exactly}{keys}")
         if e.validator == "additionalProperties":
             allowed = sorted(e.schema.get("properties", {}))
             raise ScriptError(f"{where}: {loc}: {e.message}; allowed: {', '.join(allowed)}")

@@ -84,7 +84,7 @@ class ScriptDirectory:
             "message": message,
             "slug": slug,
             # what the message is about: "create products" -> "products"
-            "subject": re.sub(r"^(create|add|new|make)_", "", slug) or slug,
+            "subject": re.sub(r"^(create|add|new|make|switch|migrate|move|change|update|quantize|try)_", "", slug) or slug,
             "create_date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
         suffix = ".py" if source.name.endswith(".py.j2") else ".yaml"
@@ -154,7 +154,7 @@ class ScriptDirectory:
         found: dict[str, Path] = {}
         for folder in reversed(self._template_folders()):
             for path in folder.iterdir():
-                if path.name.endswith(TEMPLATE_SUFFIXES):
+                if path.name.endswith(TEMPLATE_SUFFIXES) and not path.name.startswith("_"):
                     found[template_name(path)] = path
         return [(name, template_description(path), path) for name, path in sorted(found.items())]
 

@@ -1,0 +1,58 @@
+"""Each strategy template writes a revision that plans, applies and downgrades as generated."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_cli_e2e import CREATE, SEED, count, status
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def seeded(project):
+    project.revision("aaa111", None, CREATE.format(name="products_v1", alias="products").replace("v: {", "old: {"), "create products")
+    project.revision("bbb222", "aaa111", SEED.format(name="products_v1").replace("vectors: {v:", "vectors: {old:"), "seed products")
+    ini = project.root / "vecmig.ini"
+    ini.write_text(ini.read_text() + "[embedder:static]\nprovider = static\n")
+    project.run("upgrade", "head")
+    return project
+
+
+def aliases(project) -> dict:
+    from vecmig.command import open_store
+
+    with open_store(project.config()) as (backend, _):
+        return backend.list_aliases()
+
+
+def test_switch_model_template_cuts_the_alias_over_to_a_backfilled_collection(seeded):
+    seeded.run("revision", "-m", "switch products", "--template", "switch_model", "--var", "embedder=static", "--var", "text={{ kind }} item")
+    plan = seeded.run("upgrade", "head", "--plan").stdout
+    assert "Embedder static" in plan and "repoint_alias" in plan
+    seeded.run("upgrade", "head")
+    assert aliases(seeded)["products"] == "products_v2" and count(seeded, "products_v2") == 2
+    seeded.run("downgrade", "-1", "--yes")
+    assert aliases(seeded)["products"] == "products_v1"
+
+
+def test_side_by_side_template_adds_and_fills_a_second_vector_in_place(seeded):
+    seeded.run("revision", "-m", "try static", "--template", "side_by_side", "--var", "collection=products_v1",
+               "--var", "embedder=static", "--var", "text={{ kind }} item")
+    seeded.run("upgrade", "head")
+    from vecmig.command import open_store
+
+    with open_store(seeded.config()) as (backend, _):
+        points = backend.retrieve("products_v1", [1, 2], with_vectors=True)
+    assert all(len(p.vectors["new"]) == 64 and len(p.vectors["old"]) == 4 for p in points)
+    seeded.run("downgrade", "-1", "--yes")
+    assert "new" not in json.dumps(seeded.run("check", "--json").stdout)
+
+
+def test_quantization_template_changes_settings_and_downgrade_restores_them(seeded):
+    seeded.run("revision", "-m", "quantize products", "--template", "quantization", "--var", "collection=products_v1")
+    seeded.run("upgrade", "head")
+    seeded.run("downgrade", "-1")
+    assert status(seeded)["heads"] == ["bbb222"]
