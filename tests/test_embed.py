@@ -309,3 +309,32 @@ def test_minilm_int8_onnx_embeds_paraphrases_close_and_unrelated_texts_apart():
     # padding in a batch does not change a text's vector
     alone = emb.embed_documents(["A man is eating food."])[0]
     np.testing.assert_allclose(alone, out[0], atol=1e-5)
+
+
+def test_concurrency_bounds_model_calls_across_all_callers(tmp_path):
+    import threading
+
+    (tmp_path / "slow_embed.py").write_text(textwrap.dedent("""
+        import threading, time
+        active, peak, lock = 0, 0, threading.Lock()
+
+        def embed(texts, kind):
+            global active, peak
+            with lock:
+                active += 1
+                peak = max(peak, active)
+            time.sleep(0.02)
+            with lock:
+                active -= 1
+            return [[1.0, 0.0]] * len(texts)
+    """))
+    emb = create_embedder("slow", {"provider": "python", "callable": "slow_embed:embed", "batch_size": "2", "concurrency": "2"}, tmp_path)
+    callers = [threading.Thread(target=emb.embed_documents, args=(["a"] * 6,)) for _ in range(4)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    import slow_embed
+
+    assert slow_embed.peak == 2
+    sys.modules.pop("slow_embed", None)

@@ -71,3 +71,16 @@ def test_every_op_in_the_registry_is_documented():
     table = section("Revision files")
     assert {name for name in OPS if f"| `{name}` |" not in table} == set()
     assert yaml.safe_load(blocks(table, "yaml")[0])["downgrade"] == "auto"
+
+
+def test_the_embedder_example_configures_real_embedders(tmp_path, monkeypatch):
+    from vecmig.config import Config
+    from vecmig.embed import load_embedder
+
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    path = tmp_path / "vecmig.ini"
+    path.write_text("[vecmig]\nurl = qdrant+memory://\n" + blocks(section("Embedders"), "ini")[0], encoding="utf-8")
+    cfg = Config.load(path)
+    assert set(cfg.embedders) == {"static", "minilm", "ada"}
+    static = load_embedder("static", cfg)
+    assert static.dimension == 64 and static.embed_documents(["a question"]).shape == (1, 64)

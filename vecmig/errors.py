@@ -33,3 +33,7 @@ class LockError(VecmigError):
 
 class StateError(VecmigError):
     """The state collection disagrees with the revision files (changed checksum, unknown head)."""
+
+
+class EmbedderError(VecmigError):
+    """An embedder is misconfigured, can't be loaded, or its model or service failed."""

@@ -11,7 +11,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from vecmig.errors import BackendError, PlanError, StateError, VecmigError
+from vecmig.errors import BackendError, EmbedderError, PlanError, StateError, VecmigError
 from vecmig.ops.base import Op, OpContext
 from vecmig.progress import Reporter
 from vecmig.schema import SchemaView
@@ -166,6 +166,8 @@ def make_plan(script, state: StateStore, backend, config, direction: str, target
                 op.validate(view, backend)
             except PlanError as e:
                 raise PlanError(f"{shown_path(rev.path)}: {direction}grade[{i}] {e}") from None
+            except EmbedderError as e:  # can't be loaded, or its probe failed
+                raise EmbedderError(f"{shown_path(rev.path)}: {direction}grade[{i}] {op.op_name}: {e}") from None
             op.forward(view)
         plan.steps.append(step)
         current = graph.heads_after(current, rev.revision, direction)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from vecmig.errors import VecmigError
+from vecmig.errors import EmbedderError, VecmigError  # noqa: F401 - EmbedderError is re-exported
 
 DOCUMENT, QUERY = "document", "query"
 KINDS = (DOCUMENT, QUERY)
@@ -27,10 +27,6 @@ PROBE_TEXT = "vecmig probe: the quick brown fox jumps over the lazy dog."
 #: decimals the probe vector is rounded to before hashing (hides float noise across machines)
 PROBE_DECIMALS = 2
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
-
-
-class EmbedderError(VecmigError):
-    """An embedder is misconfigured, can't be loaded, or its model or service failed."""
 
 
 class Settings:
@@ -136,6 +132,9 @@ class Embedder(ABC):
         if not self.model:
             raise settings.error("model", "is required: add `model = ...` to the section")
         self._pool: ThreadPoolExecutor | None = None
+        # `concurrency` bounds the model calls in flight across all callers (pipeline workers,
+        # Router threads), not only the batches of one embed() call
+        self._slots = threading.BoundedSemaphore(self.concurrency)
         self._lock = threading.RLock()  # loading models, clients and the pool
         self._probe_lock = threading.Lock()
         self._fingerprint: dict | None = None
@@ -201,6 +200,9 @@ class Embedder(ABC):
             parts = [self._embed_checked(b, kind) for b in batches]
         else:
             parts = list(self._executor().map(lambda b: self._embed_checked(b, kind), batches))
+        if len({p.shape[1] for p in parts}) > 1:
+            dims = sorted({p.shape[1] for p in parts})
+            raise EmbedderError(f"{self.where} returned vectors of different lengths ({', '.join(map(str, dims))}) in one call")
         out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if self.normalize:
             norms = np.linalg.norm(out, axis=1, keepdims=True)
@@ -250,7 +252,8 @@ class Embedder(ABC):
 
     def _embed_checked(self, batch: list[str], kind: str) -> np.ndarray:
         try:
-            raw = self.embed_batch(batch, kind)
+            with self._slots:
+                raw = self.embed_batch(batch, kind)
         except VecmigError:
             raise
         except Exception as e:  # a model library's own error: one line, with the embedder's name
