@@ -10,6 +10,7 @@ from typing import Any, Iterator
 
 from vecmig.errors import PlanError, ScriptError
 from vecmig.ops.base import Op, register, require_collection
+from vecmig.ops.files import iter_jsonl
 from vecmig.schema import CollectionSpec, Point
 
 
@@ -34,17 +35,10 @@ class PointSource:
             return
         if not self.path.is_file():
             raise PlanError(f"{self.op.op_name}: file {self.file!r} not found next to the revision ({self.path.parent})")
-        with self.path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    raw = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ScriptError(f"{self.path}:{lineno}: not valid JSON: {e.msg}") from None
-                if not isinstance(raw, dict) or "id" not in raw:
-                    raise ScriptError(f"{self.path}:{lineno}: each line must be an object with an `id`")
-                yield _point(raw)
+        for lineno, raw in iter_jsonl(self.path):
+            if not isinstance(raw, dict) or "id" not in raw:
+                raise ScriptError(f"{self.path}:{lineno}: each line must be an object with an `id`")
+            yield _point(raw)
 
 
 def check_point(coll: CollectionSpec, point: Point, what: str) -> None:
