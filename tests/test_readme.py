@@ -84,3 +84,13 @@ def test_the_embedder_example_configures_real_embedders(tmp_path, monkeypatch):
     assert set(cfg.embedders) == {"static", "minilm", "ada"}
     static = load_embedder("static", cfg)
     assert static.dimension == 64 and static.embed_documents(["a question"]).shape == (1, 64)
+
+
+def test_the_model_switch_example_is_a_valid_revision(tmp_path):
+    from vecmig.script.revision import load_revision
+
+    text = blocks(section("A model switch, worked"), "yaml")[0]
+    path = tmp_path / "9d0c5e7f3a21_switch.yaml"
+    path.write_text(text, encoding="utf-8")
+    ops = [op.op_name for op in load_revision(path).upgrade_ops()]
+    assert ops == ["create_collection", "dual_write", "backfill", "reconcile", "verify", "route_reads"]
