@@ -1,4 +1,5 @@
-"""Shared fixtures: throwaway projects on embedded Qdrant, and the installed console script."""
+"""Shared fixtures: throwaway projects on embedded Qdrant, the installed console script, and the
+`backend` fixture that runs a test on every store (embedded Qdrant, a Qdrant server, Weaviate)."""
 
 from __future__ import annotations
 
@@ -73,3 +74,28 @@ def store_snapshot(cfg, with_state: bool = True) -> dict:
             points = sorted((str(p.id), repr(sorted(p.payload.items()))) for page in backend.scroll(name, batch_size=1000) for p in page)
             out["collections"][name] = points
         return out
+
+
+BACKENDS = ["qdrant-memory", "qdrant-server", "weaviate"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    if request.param == "qdrant-memory":
+        url = "qdrant+memory://"
+    elif request.param == "qdrant-server":
+        url = os.environ.get("VECMIG_TEST_QDRANT_URL") or pytest.skip("set VECMIG_TEST_QDRANT_URL=qdrant://host:6333 to run against a Qdrant server")
+    else:
+        url = request.getfixturevalue("weaviate_url")
+    from vecmig.backends import connect
+    from vecmig.config import Config
+
+    b = connect(Config(url=url))
+    created_before = set(b.list_collections())
+    yield b
+    for alias, coll in b.list_aliases().items():
+        if coll not in created_before:
+            b.drop_alias(alias)
+    for name in set(b.list_collections()) - created_before:
+        b.drop_collection(name)
+    b.close()

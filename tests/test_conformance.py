@@ -8,7 +8,6 @@ import uuid
 
 import pytest
 
-from vecmig.backends import connect
 from vecmig.config import Config
 from vecmig.errors import PlanError
 from vecmig.ops import build_op
@@ -16,28 +15,6 @@ from vecmig.ops.base import OpContext
 from vecmig.progress import silent
 from vecmig.schema import SchemaView
 from vecmig.state import StateStore
-
-BACKENDS = ["qdrant-memory", "qdrant-server", "weaviate"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request):
-    if request.param == "qdrant-memory":
-        url = "qdrant+memory://"
-    elif request.param == "qdrant-server":
-        url = os.environ.get("VECMIG_TEST_QDRANT_URL") or pytest.skip("set VECMIG_TEST_QDRANT_URL=qdrant://host:6333 to run against a Qdrant server")
-    else:
-        url = request.getfixturevalue("weaviate_url")
-    b = connect(Config(url=url))
-    created_before = set(b.list_collections())
-    yield b
-    for alias, coll in b.list_aliases().items():
-        if coll not in created_before:
-            b.drop_alias(alias)
-    for name in set(b.list_collections()) - created_before:
-        b.drop_collection(name)
-    b.close()
-
 
 def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"

@@ -16,7 +16,6 @@ import uuid
 
 import numpy as np
 import pytest
-from test_conformance import backend  # noqa: F401  (the parametrized backend fixture)
 
 from vecmig.backends import connect
 from vecmig.config import Config

@@ -8,7 +8,6 @@ import base64
 
 import numpy as np
 import pytest
-from test_conformance import backend  # noqa: F401  (the parametrized backend fixture)
 from test_verify import TEMPLATE, Ops, all_points, embed, jeopardy, make, render, unit
 
 from vecmig.backends import connect

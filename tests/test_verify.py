@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_conformance import Applier, backend  # noqa: F401  (the parametrized backend fixture)
+from test_conformance import Applier
 
 from vecmig.config import Config
 from vecmig.errors import PlanError, ScriptError, VecmigError
