@@ -294,3 +294,12 @@ def test_status_shows_a_running_upgrade_from_another_shell_then_the_interrupted_
     assert "interrupted" in project.run("status").stdout
     project.run("upgrade", "head")
     assert json.loads(project.run("status", "--json").stdout)["state"] == "idle"
+
+
+def test_validate_no_store_checks_the_files_without_connecting(project):
+    linear(project)
+    out = project.run("--url", "qdrant://127.0.0.1:9", "validate", "--no-store").stdout
+    assert "2 revision files OK" in out
+    project.revision("bad001", "bbb222", "upgrade:\n  - create_colection: {name: x}\n")
+    proc = project.run("--url", "qdrant://127.0.0.1:9", "validate", "--no-store", check=False)
+    assert proc.returncode == 1 and "unknown op 'create_colection'" in proc.stdout

@@ -310,11 +310,12 @@ def show(obj, rev, as_json):
 
 @cli.command()
 @click.option("--accept", is_flag=True, help="Record the current checksums of changed applied files.")
+@click.option("--no-store", is_flag=True, help="Check the files only; don't connect to the store.")
 @json_option
 @click.pass_obj
-def validate(obj, accept, as_json):
+def validate(obj, accept, no_store, as_json):
     """Check every revision file, and list applied files that changed since."""
-    result = _cmd().validate(obj.config(), accept=accept)
+    result = _cmd().validate(obj.config(), accept=accept, store=not no_store)
 
     def text(r):
         for p in r["problems"]:

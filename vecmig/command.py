@@ -231,8 +231,9 @@ def _stamp_targets(script, target: str) -> list[str]:
     return [t for t in target.split(",") if t]
 
 
-def validate(cfg: Config, *, accept: bool = False) -> dict:
-    """Parse every revision fully (ops included) and compare applied files with their checksums."""
+def validate(cfg: Config, *, accept: bool = False, store: bool = True) -> dict:
+    """Parse every revision fully (ops included) and compare applied files with their checksums
+    (``store=False``: the files alone, e.g. in a CI job without a store)."""
     script = script_directory(cfg)
     problems = []
     for rev in script.revisions:
@@ -242,6 +243,8 @@ def validate(cfg: Config, *, accept: bool = False) -> dict:
         except VecmigError as e:
             problems.append(str(e))
     changed = []
+    if not store:
+        return {"revisions": len(script.revisions), "problems": problems, "changed": changed, "accepted": False}
     with open_store(cfg) as (_, state):
         if state.exists():
             check_known_heads(script, state.heads())
