@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -31,7 +32,14 @@ class Reporter:
             return
         import click
 
-        with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True) as bar:
+        started, shown = time.monotonic(), {}
+
+        def rate(_item) -> str | None:  # points/s of this run (a resumed run starts at `done`)
+            bar, elapsed = shown.get("bar"), time.monotonic() - started
+            return f"{(bar.pos - done) / elapsed:,.0f}/s" if bar and elapsed > 0.5 and bar.pos > done else None
+
+        with click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True, show_eta=True, item_show_func=rate) as bar:
+            shown["bar"] = bar
             if done:
                 bar.update(done)
             yield bar
