@@ -56,3 +56,19 @@ def test_quantization_template_changes_settings_and_downgrade_restores_them(seed
     seeded.run("upgrade", "head")
     seeded.run("downgrade", "-1")
     assert status(seeded)["heads"] == ["bbb222"]
+
+
+def test_matryoshka_template_derives_a_truncated_renormalized_vector_without_a_model(seeded):
+    seeded.run("revision", "-m", "short vectors", "--template", "matryoshka", "--var", "collection=products_v1",
+               "--var", "from_vector=old", "--var", "dims=2")
+    assert "transform_vectors" in seeded.run("upgrade", "head", "--plan").stdout
+    seeded.run("upgrade", "head")
+    from vecmig.command import open_store
+
+    with open_store(seeded.config()) as (backend, _):
+        points = {p.id: p for p in backend.retrieve("products_v1", [1, 2], with_vectors=True)}
+    assert points[1].vectors["dense_2"] == pytest.approx([1.0, 0.0])  # [1, 0, 0, 0] cut to 2, unit length
+    assert points[2].vectors["dense_2"] == pytest.approx([0.0, 1.0])
+    seeded.run("downgrade", "-1", "--yes")
+    with open_store(seeded.config()) as (backend, _):
+        assert "dense_2" not in backend.get_collection("products_v1").vectors
