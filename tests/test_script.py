@@ -32,6 +32,13 @@ class Note(Op):
         return Note(text=f"undo {self.text}")
 
 
+#: the templates vecmig ships (partials, named _*, are not templates)
+PACKAGE_TEMPLATES = sorted(
+    p.name.removesuffix(".j2").removesuffix(".yaml")
+    for p in (Path(__file__).parent.parent / "vecmig" / "templates" / "revision").glob("[!_]*.j2")
+)
+
+
 @pytest.fixture(autouse=True)
 def note_op():
     import vecmig.ops  # noqa: F401  (the real ops first, as revisions import them)
@@ -209,6 +216,24 @@ def test_python_upgrade_collects_ops_with_config_options(cfg):
     assert ops[1].describe() == "run(custom step)"
 
 
+def test_prepend_sys_path_lets_python_revisions_import_the_projects_helpers(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.path", list(__import__("sys").path))
+    (tmp_path / "versions").mkdir()
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "vecmig_test_helpers.py").write_text("def text():\n    return 'from a helper'\n")
+    (tmp_path / "vecmig.ini").write_text("[vecmig]\nprepend_sys_path = lib\n")
+    rev = load_revision(write("h1_helper.py", """
+        revision = "h1"
+        down_revision = None
+
+        def upgrade(op):
+            from vecmig_test_helpers import text
+            op.note(text=text())
+    """))
+    assert rev.upgrade_ops(Config.load())[0].text == "from a helper"
+
+
 def test_python_message_variable_wins_over_the_docstring(cfg):
     rev = load_revision(write("p_x.py", '"""doc"""\nrevision = "p"\ndown_revision = None\nmessage = "explicit"\n\ndef upgrade(op):\n    pass\n'))
     assert rev.message == "explicit" and rev.upgrade_ops() == []
@@ -371,7 +396,7 @@ def test_merge_needs_two_separate_lines(cfg):
     ({"branch_labels": ["x y"]}, "branch label 'x y': use letters, digits and _ only"),
     ({"branch_labels": ["main"]}, "branch label 'main' is already on revision r: pick another label"),
     ({"head": "zz"}, "unknown revision 'zz': see `vecmig history` for the ids"),
-    ({"template": "nope"}, "no template 'nope': the templates are blank, blank.py, create_collection, quantization, side_by_side, switch_model (see `vecmig list-templates`)"),
+    ({"template": "nope"}, f"no template 'nope': the templates are {', '.join(PACKAGE_TEMPLATES)} (see `vecmig list-templates`)"),
 ])
 def test_generate_refuses_bad_input_and_writes_nothing(cfg, kwargs, expected):
     script = ScriptDirectory(cfg)
@@ -414,7 +439,7 @@ def test_project_template_replaces_the_package_one_and_is_listed(cfg):
     (templates / "seed.py.j2").write_text("no description line\n")
     script = ScriptDirectory(cfg)
     listed = {name: (desc, path) for name, desc, path in script.list_templates()}
-    assert sorted(listed) == ["blank", "blank.py", "create_collection", "quantization", "seed.py", "side_by_side", "switch_model"]
+    assert sorted(listed) == sorted([*PACKAGE_TEMPLATES, "seed.py"])
     assert listed["blank"] == ("our blank", (cfg.template_location / "blank.yaml.j2"))
     assert listed["seed.py"][0] == "" and listed["create_collection"][0].startswith("a collection with one dense vector")
     rev = script.generate_revision("mine", owner="team: search")

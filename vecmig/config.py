@@ -57,6 +57,8 @@ class Config:
     #: how long applications (vecmig.runtime.Router) cache the routing table; the runner waits this
     #: long after changing write targets before it relies on them
     routing_ttl: float = 5.0
+    #: folders put in front of sys.path before a Python revision file runs (its helper modules)
+    prepend_sys_path: list[Path] = field(default_factory=list)
     embedders: dict[str, dict[str, str]] = field(default_factory=dict)
     x: dict[str, str] = field(default_factory=dict)
 
@@ -100,7 +102,7 @@ class Config:
         if not parser.has_section("vecmig"):
             raise ConfigError(f"{file}: no [vecmig] section: add one with at least `url = ...`")
         main = {k: interpolate(v, f"{file} [vecmig] {k}") for k, v in parser.items("vecmig")}
-        known = {"url", "script_location", "template_location", "state_collection", "api_key", "lock_ttl", "lock_timeout", "routing_ttl"}
+        known = {"url", "script_location", "template_location", "state_collection", "api_key", "lock_ttl", "lock_timeout", "routing_ttl", "prepend_sys_path"}
         unknown = sorted(set(main) - known)
         if unknown:
             raise ConfigError(f"{file} [vecmig]: unknown key {unknown[0]!r}: known keys are {', '.join(sorted(known))}")
@@ -109,6 +111,7 @@ class Config:
         self.template_location = self.here / main.get("template_location", "templates")
         self.state_collection = main.get("state_collection") or None
         self.api_key = main.get("api_key") or None
+        self.prepend_sys_path = [self.here / part for part in main.get("prepend_sys_path", "").split(os.pathsep) if part.strip()]
         for key in ("lock_ttl", "lock_timeout", "routing_ttl"):
             if key in main:
                 try:

@@ -131,6 +131,9 @@ class PythonRevision(Revision):
 
         where = shown_path(self.path)
         op = Operations(config, where=f"{where}: {function}", source_dir=self.path.parent)
+        for folder in reversed(getattr(config, "prepend_sys_path", None) or []):
+            if str(folder) not in sys.path:
+                sys.path.insert(0, str(folder))
         try:
             getattr(self._module, function)(op)
         except VecmigError:
