@@ -253,6 +253,20 @@ def test_backfill_in_place_fills_a_new_named_vector(backend):  # noqa: F811
     assert all(np.allclose(unit(got[i].vectors["old"]), unit(item(i).vectors["old"])) for i in range(1, 41))
 
 
+def test_dropping_a_backfilled_vector_drops_its_text_hashes_too(backend):  # noqa: F811
+    a = DataApplier(backend)
+    source = make(backend, "Products", {"old": 4}, [item(i) for i in range(1, 11)])
+    add, _ = a.apply("add_vector", {"collection": source, "name": "static", "size": 64})
+    if backend.unsupported("drop_vector", backend.get_collection(source)):
+        pytest.skip(f"{backend.describe()} can't drop a vector")
+    a.apply("backfill", {"source": source, "vector": "static", "embedder": "static", "text": TEMPLATE})
+    assert all(text_hash_field("static") in p.payload for p in all_points(backend, source, with_vectors=False).values())
+    a.reverse(add, None)
+    got = all_points(backend, source)
+    assert all("static" not in p.vectors and text_hash_field("static") not in p.payload for p in got.values())
+    assert all(p.payload == item(i).payload for i, p in got.items())
+
+
 @pytest.mark.parametrize("in_place", [False, True], ids=["new-collection", "in-place"])
 def test_backfill_never_overwrites_a_newer_dual_written_point(backend, in_place):  # noqa: F811
     a = DataApplier(backend)

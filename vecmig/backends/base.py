@@ -154,6 +154,10 @@ class Backend(ABC):
         Ids that don't exist (deleted meanwhile) are skipped. ``only_if_missing=V``: points that
         already have vector ``V`` are left untouched (vectors and payload)."""
 
+    def delete_payload_field(self, collection: str, field: str) -> None:
+        """Remove ``field`` from the payload of every point (stores that can drop a vector)."""
+        raise NotImplementedError(f"{type(self).__name__} can't remove a payload field from every point")
+
     @abstractmethod
     def delete(self, collection: str, ids: list[int | str]) -> None: ...
 

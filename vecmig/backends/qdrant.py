@@ -294,6 +294,10 @@ class QdrantBackend(Backend):
         with self.translate_errors(f"drop_vector {collection}.{name}"):
             self.client.delete_vector_name(collection, name)
 
+    def delete_payload_field(self, collection: str, field: str) -> None:
+        with self.translate_errors(f"delete payload field {collection}.{field}"):
+            self.client.delete_payload(collection, keys=[field], points=models.FilterSelector(filter=models.Filter()))
+
     def update_collection(self, name: str, options: dict[str, Any]) -> None:
         what = f"update_collection {name!r}"
         kwargs = update_options(options, what)
