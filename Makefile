@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`. Both set up .venv themselves.
+# The commands of the README: `make demo`, `make test` and `make bench`. Each sets up .venv itself.
 PYTHON ?= python3
 BIN := .venv/bin
 
@@ -16,6 +16,12 @@ demo: $(BIN)/vecmig
 test: $(BIN)/vecmig
 	$(BIN)/python -m vecmig.testing.weaviate_server build
 	$(BIN)/python -m pytest -q
+
+# every benchmark in bench/, each writing its section of bench/RESULTS.md; fails if one missed its target
+bench: $(BIN)/vecmig
+	@status=0; for script in bench/bench_*.py; do \
+		echo "== $$script"; $(BIN)/python $$script || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf .venv .vecmig

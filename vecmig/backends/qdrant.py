@@ -368,12 +368,14 @@ class QdrantBackend(Backend):
             return
         structs = [point_struct(p) for p in points]
         what = f"writing {len(structs)} points to {collection!r}"
+        # vecmig sends vectors, never objects for the client to embed: the client's own upsert would
+        # inspect every point for those first (a tenth of a copy's time), so its inner client is called
         if not insert_only:
             with self.translate_errors(what):
-                self.client.upsert(collection, structs)
+                self.client._client.upsert(collection, structs)
         elif self.unsupported("conditional_writes") is None:
             with self.translate_errors(what):
-                self.client.upsert(collection, structs, update_mode=models.UpdateMode.INSERT_ONLY)
+                self.client._client.upsert(collection, structs, update_mode=models.UpdateMode.INSERT_ONLY)
         else:
             with self.translate_errors(what):
                 found = self.client.retrieve(collection, [s.id for s in structs], with_payload=False, with_vectors=False)

@@ -194,6 +194,8 @@ def vector_value(value: Any) -> Any:
         return value
     if hasattr(value, "tolist"):
         value = value.tolist()
+    if type(value) is list and value and type(value[0]) is float:  # as read from a store: as it is
+        return value
     if value and (isinstance(value[0], (list, tuple)) or getattr(value[0], "ndim", 0) >= 1):
         return [[float(x) for x in row] for row in value]
     return [float(x) for x in value]

@@ -47,7 +47,8 @@ class LoopbackEmbeddingServer:
     """Serves ``/v1/embeddings`` (OpenAI, Voyage), ``/openai/deployments/D/embeddings`` (Azure)
     and ``/v2/embed`` (Cohere) on 127.0.0.1 from an Embedder (the static model by default)."""
 
-    def __init__(self, embedder=None, *, api_key: str | None = None, max_input_chars: int = 8000, max_batch: int = 2048):
+    def __init__(self, embedder=None, *, api_key: str | None = None, max_input_chars: int = 8000, max_batch: int = 2048,
+                 latency: float = 0.0):
         if embedder is None:
             from vecmig.embed import create_embedder
 
@@ -56,6 +57,8 @@ class LoopbackEmbeddingServer:
         self.api_key = api_key
         self.max_input_chars = max_input_chars
         self.max_batch = max_batch
+        #: seconds every answer waits first, as a provider's network round trip and queueing would
+        self.latency = latency
         self.faults: deque[Fault] = deque()
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -144,6 +147,8 @@ def _handler(server: LoopbackEmbeddingServer):
                 return self.send(400, error("We could not parse the JSON body of your request.", "invalid_json"))
             authorized = self.authorized(api)
             server.record(Request(url.path, body, authorized))
+            if server.latency:
+                time.sleep(server.latency)
             fault = server.next_fault()
             if fault is not None:
                 if fault.delay:
@@ -226,17 +231,19 @@ def _handler(server: LoopbackEmbeddingServer):
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m vecmig.embed.loopback [--provider static|onnx] [--api-key KEY]``: serve until
-    interrupted; the first line printed is the server's URL."""
+    """``python -m vecmig.embed.loopback [--provider static|onnx] [--api-key KEY] [--latency S]``: serve
+    until interrupted; the first line printed is the server's URL."""
     import argparse
 
     ap = argparse.ArgumentParser(description="a loopback embeddings API (OpenAI, Azure, Cohere, Voyage formats)")
     ap.add_argument("--provider", default="static", help="the local model that answers: static or onnx")
     ap.add_argument("--api-key", default=None, help="require this key (default: none)")
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds each answer waits first, like a provider's round trip")
     args = ap.parse_args(argv)
     from vecmig.embed import create_embedder
 
-    server = LoopbackEmbeddingServer(create_embedder("loopback", {"provider": args.provider}), api_key=args.api_key)
+    server = LoopbackEmbeddingServer(create_embedder("loopback", {"provider": args.provider}), api_key=args.api_key,
+                                    latency=args.latency)
     print(server.url, flush=True)
     try:
         server._httpd.serve_forever(poll_interval=0.2)
