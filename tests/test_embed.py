@@ -95,7 +95,7 @@ def test_an_undefined_embedder_names_the_section_to_add(tmp_path):
 def test_an_unknown_provider_lists_the_known_ones():
     with pytest.raises(EmbedderError) as e:
         create_embedder("x", {"provider": "gemini"})
-    assert str(e.value).startswith("[embedder:x] provider: unknown provider 'gemini': known providers: cohere, fastembed, onnx, openai")
+    assert str(e.value).startswith("[embedder:x] provider: unknown provider 'gemini': known providers: bm25, cohere, fastembed, onnx, openai")
 
 
 def test_a_misspelt_provider_gets_a_suggestion():

@@ -220,9 +220,23 @@ def test_weaviate_add_named_vector_method_b_fills_the_new_vector_in_place(store_
 
 # -- Qdrant: model migration (side by side, then a new collection behind the alias) --------------
 
-def test_qdrant_model_migration_side_by_side_then_alias_swap(tmp_path):
+def hybrid_search(ex: Example, backend, collection: str, text: str, limit: int = 5) -> list:
+    """Qdrant's hybrid query: a dense (new_model) and a sparse (bm25) prefetch, fused by reciprocal rank."""
+    from qdrant_client import models
+
+    from vecmig.embed import load_embedder
+
+    keywords = load_embedder("bm25", ex.config()).embed_sparse_queries([text])[0]
+    result = backend.client.query_points(collection, prefetch=[
+        models.Prefetch(query=ex.embed("new_model", [text])[0], using="new", limit=20),
+        models.Prefetch(query=models.SparseVector(indices=keywords.indices, values=keywords.values), using="keywords", limit=20),
+    ], query=models.FusionQuery(fusion=models.Fusion.RRF), limit=limit)
+    return [p.id for p in result.points]
+
+
+def test_qdrant_model_migration_side_by_side_then_alias_swap_then_hybrid(tmp_path):
     ex = Example("qdrant-model-migration", tmp_path / "proj", f"qdrant+local://{tmp_path / 'store'}")
-    ex.run("upgrade", "head")
+    ex.run("upgrade", "28a19f3981b7")  # up to the alias swap: dense vectors only
     sample = [0, 57, 123, 256, 399]
 
     with ex.store() as (backend, _):
@@ -254,6 +268,28 @@ def test_qdrant_model_migration_side_by_side_then_alias_swap(tmp_path):
         finds_itself(ex, backend, "questions", "new", "new_model", v2, sample, question_text)
     ex.run("check")
 
+    ex.run("upgrade", "head")  # dense -> hybrid: the sparse vector keywords, filled by bm25
+    with ex.store() as (backend, _):
+        assert backend.get_collection("questions_v2").sparse_vectors["keywords"].modifier == "idf"
+        points = {p.id: p for page in backend.scroll("questions", with_vectors=["keywords"]) for p in page}
+        assert len(points) == 400 and all(p.vectors["keywords"]["indices"] for p in points.values())
+        # an exact keyword (a question's answer) finds its question first with hybrid search; the
+        # dense model alone doesn't have it in its top 5
+        for i in (24, 82, 118, 200):  # Duluth, Wrigley Field, Tom Landry, Shreveport
+            answer = v2[i][0]["answer"]
+            assert hybrid_search(ex, backend, "questions", answer)[0] == i, answer
+            dense = [h[0] for h in backend.search("questions", "new", ex.embed("new_model", [answer])[0], limit=5)]
+            assert i not in dense, answer
+        answers = [(i, v2[i][0]["answer"]) for i in range(0, 400, 8)]
+        by_hybrid = sum(hybrid_search(ex, backend, "questions", a, limit=1) == [i] for i, a in answers)
+        by_dense = sum(backend.search("questions", "new", ex.embed("new_model", [a])[0], limit=1)[0][0] == i for i, a in answers)
+        assert by_hybrid >= 2 * by_dense and by_hybrid >= 25, (by_hybrid, by_dense)
+    ex.run("check")
+    ex.run("downgrade", "-1", "--yes")  # drop the sparse vector: questions_v2 as it was before
+    with ex.store() as (backend, _):
+        assert backend.get_collection("questions_v2").sparse_vectors == {}
+        assert same_points(points_of(backend, "questions_v2"), v2)
+
     ex.run("downgrade", "-1", "--yes")  # undo the alias swap
     with ex.store() as (backend, _):
         assert backend.list_aliases() == {"questions": "questions_v1"}
@@ -272,6 +308,7 @@ def test_qdrant_model_migration_side_by_side_then_alias_swap(tmp_path):
         assert backend.list_aliases() == {"questions": "questions_v2"}
         assert backend.count("questions_v2") == 400
         assert vector_sizes(points_of(backend, "questions_v1")) == {("old", 32), ("new", 64)}
+        assert set(backend.get_collection("questions_v2").sparse_vectors) == {"keywords"}
 
 
 def test_every_example_has_a_readme_and_a_config_with_an_overridable_url():
@@ -284,5 +321,6 @@ def test_every_example_has_a_readme_and_a_config_with_an_overridable_url():
         ini = (EXAMPLES / name / "vecmig.ini").read_text(encoding="utf-8")
         assert "url = ${VECMIG_URL:-" in ini
         cfg = Config.load(EXAMPLES / name / "vecmig.ini")
-        assert set(cfg.embedders) == {"old_model", "new_model"}
-        assert all(e["provider"] == "static" for e in cfg.embedders.values())
+        sparse = {"bm25"} if name == "qdrant-model-migration" else set()  # its dense -> hybrid revision
+        assert set(cfg.embedders) == {"old_model", "new_model"} | sparse
+        assert all(e["provider"] == ("bm25" if n in sparse else "static") for n, e in cfg.embedders.items())

@@ -81,9 +81,11 @@ def test_the_embedder_example_configures_real_embedders(tmp_path, monkeypatch):
     path = tmp_path / "vecmig.ini"
     path.write_text("[vecmig]\nurl = qdrant+memory://\n" + blocks(section("Embedders"), "ini")[0], encoding="utf-8")
     cfg = Config.load(path)
-    assert set(cfg.embedders) == {"static", "minilm", "ada"}
+    assert set(cfg.embedders) == {"static", "minilm", "ada", "bm25"}
     static = load_embedder("static", cfg)
     assert static.dimension == 64 and static.embed_documents(["a question"]).shape == (1, 64)
+    bm25 = load_embedder("bm25", cfg)
+    assert bm25.sparse and len(bm25.embed_sparse_documents(["a question"])[0].indices) == 1  # "a" is a stop word
 
 
 def test_the_model_switch_example_is_a_valid_revision(tmp_path):

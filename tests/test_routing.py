@@ -216,7 +216,7 @@ def test_plan_time_checks_name_the_problem(qdrant):
     qdrant.create_alias("products", v1)
     cases = [
         ({"collection": "nope", "vector": "small", "embedder": "small"}, "does not exist"),
-        ({"collection": v1, "vector": "nope", "embedder": "small"}, "has no dense vector 'nope'"),
+        ({"collection": v1, "vector": "nope", "embedder": "small"}, "has no vector 'nope'"),
         ({"collection": "products", "vector": "small", "embedder": "small"}, "is an alias"),
         ({"collection": v1, "vector": "small", "embedder": "small", "text": "{{ title"}, "text template"),
     ]

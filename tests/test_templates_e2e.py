@@ -72,3 +72,26 @@ def test_matryoshka_template_derives_a_truncated_renormalized_vector_without_a_m
     seeded.run("downgrade", "-1", "--yes")
     with open_store(seeded.config()) as (backend, _):
         assert "dense_2" not in backend.get_collection("products_v1").vectors
+
+
+def test_hybrid_template_adds_a_sparse_bm25_vector_in_place_and_fills_it(seeded):
+    ini = seeded.root / "vecmig.ini"
+    ini.write_text(ini.read_text() + "[embedder:bm25]\nprovider = bm25\n")
+    seeded.run("revision", "-m", "hybrid products", "--template", "hybrid", "--var", "collection=products_v1",
+               "--var", "text={{ kind }} item")
+    plan = seeded.run("upgrade", "head", "--plan").stdout
+    assert "Embedder bm25: bm25 bm25, sparse" in plan and "bm25 makes sparse vectors, the vector is sparse: ok" in plan
+    seeded.run("upgrade", "head")
+    from vecmig.command import open_store
+    from vecmig.embed import create_embedder
+
+    expected = create_embedder("bm25", {"provider": "bm25"}).embed_sparse_documents(["a item", "b item"])
+    with open_store(seeded.config()) as (backend, _):
+        assert backend.get_collection("products_v1").sparse_vectors["sparse"].modifier == "idf"
+        points = backend.retrieve("products_v1", [1, 2], with_vectors=True)
+    assert [p.vectors["sparse"]["indices"] for p in points] == [e.indices for e in expected]
+    assert all(len(p.vectors["old"]) == 4 for p in points)
+    seeded.run("downgrade", "-1", "--yes")
+    with open_store(seeded.config()) as (backend, _):
+        assert backend.get_collection("products_v1").sparse_vectors == {}
+    seeded.run("check")

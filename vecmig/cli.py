@@ -142,7 +142,8 @@ def _print_plan(plan, store: str = "") -> None:
             flag = "  !" if op.irreversible else "   "
             click.echo(f"{flag} {i}. {op.describe()}")
     for name, fp in plan.embedders.items():
-        click.echo(f"Embedder {name}: {fp['provider']} {fp['model']}, {fp['dimension']}-d, normalize={fp.get('normalize')}, probe {fp.get('probe_sha256', '')[:12]}")
+        shape = "sparse" if fp.get("sparse") else f"{fp['dimension']}-d"
+        click.echo(f"Embedder {name}: {fp['provider']} {fp['model']}, {shape}, normalize={fp.get('normalize')}, probe {fp.get('probe_sha256', '')[:12]}")
     for check in plan.checks:
         click.echo(f"  check: {check}")
     click.echo(f"Heads: {', '.join(plan.heads_before) or 'base'} -> {', '.join(plan.heads_after) or 'base'}")

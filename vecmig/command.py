@@ -266,7 +266,7 @@ def check(cfg: Config) -> dict:
         for rev_id in script.graph.topo(script.graph.applied(heads)):
             for op in script.get_revision(rev_id).upgrade_ops(cfg):
                 recorded = {name: state.embedder_fingerprint(name) for name in op.embedder_names()}
-                op.use_dimensions({name: fp["dimension"] for name, fp in recorded.items() if fp})
+                op.use_dimensions({name: fp["dimension"] for name, fp in recorded.items() if fp and fp.get("dimension")})
                 try:
                     op.forward(declared)
                 except (KeyError, AttributeError):

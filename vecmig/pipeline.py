@@ -412,16 +412,16 @@ class BackfillJob:
             if not points:
                 return
         texts = [self.template.render(p) for p in points]
-        embedded = self.embedder.embed_documents(texts)
+        embedded = embed_for_store(self.embedder, texts)
         if len(embedded) != len(points):
             raise VecmigError(f"{self.label}: embedder {self.embedder.name!r} returned {len(embedded)} vectors for {len(points)} texts")
         hash_field = text_hash_field(self.vector)
         if self.target is None:
-            out = [Point(p.id, {hash_field: text_hash(t)}, {self.vector: as_list(v)}) for p, t, v in zip(points, texts, embedded)]
+            out = [Point(p.id, {hash_field: text_hash(t)}, {self.vector: v}) for p, t, v in zip(points, texts, embedded)]
             self.backend.update_vectors(self.source, out, only_if_missing=self.vector)
         else:
             out = [
-                Point(p.id, {**p.payload, hash_field: text_hash(t)}, {**renamed(p, self.vectors), self.vector: as_list(v)})
+                Point(p.id, {**p.payload, hash_field: text_hash(t)}, {**renamed(p, self.vectors), self.vector: v})
                 for p, t, v in zip(points, texts, embedded)
             ]
             self.backend.upsert(self.target, out, insert_only=True)
@@ -441,6 +441,25 @@ def renamed(point: Point, vectors: dict[str, str]) -> dict[str, Any]:
 
 def as_list(vector: Any) -> list[float]:
     return vector.tolist() if hasattr(vector, "tolist") else list(vector)
+
+
+def embed_for_store(embedder, texts: list[str], *, query: bool = False) -> list[list[float] | dict]:
+    """``texts`` embedded as documents (or queries) into vectors as Points and searches take them:
+    lists of floats, or ``{"indices", "values"}`` from a sparse embedder (``embedder.sparse``)."""
+    if getattr(embedder, "sparse", False):
+        vectors = embedder.embed_sparse_queries(texts) if query else embedder.embed_sparse_documents(texts)
+        return [as_stored(v) for v in vectors]
+    return [as_list(v) for v in (embedder.embed_queries(texts) if query else embedder.embed_documents(texts))]
+
+
+def as_stored(vector: Any) -> list[float] | dict:
+    """A vector as a Point carries it: a list of floats, or ``{"indices", "values"}`` for a sparse one
+    (given as that dict or as ``(indices, values)`` with those names, e.g. a SparseVector)."""
+    if isinstance(vector, dict):
+        return {"indices": list(vector["indices"]), "values": list(vector["values"])}
+    if hasattr(vector, "indices") and hasattr(vector, "values"):
+        return {"indices": list(vector.indices), "values": list(vector.values)}
+    return as_list(vector)
 
 
 # ---------------------------------------------------------------------------------------------------

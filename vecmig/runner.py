@@ -141,6 +141,9 @@ def probe_embedders(op: Op, view: SchemaView, config, plan: Plan, state: StateSt
                 )
             plan.embedders[name] = fingerprint
         dim = fingerprint["dimension"]
+        if dim is None:  # a sparse embedder, for a sparse vector (check_vector_size made sure)
+            plan.checks.append(f"{op.op_name}: {name} makes sparse vectors, the vector is sparse: ok")
+            continue
         plan.checks.append(f"{op.op_name}: {name} makes {dim}-d vectors, " + (f"the vector's size is {size}: ok" if size else "taken as the vector's size"))
         dimensions[name] = dim
     return dimensions

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from vecmig.errors import BackendError
-from vecmig.pipeline import TEXT_HASH_FIELD, TemplateError, TextTemplate, as_list, text_hash, text_hash_field
+from vecmig.pipeline import TEXT_HASH_FIELD, TemplateError, TextTemplate, as_stored, embed_for_store, text_hash, text_hash_field
 from vecmig.routing import Route, RoutingError, RoutingTable, Target
 from vecmig.schema import Point
 
@@ -275,9 +275,9 @@ class Router:
             key = (target.embedder, target.text, tuple(missing))
             embedded = memo.get(key) or {}
             if not embedded:
-                matrix = self.embedder(target.embedder).embed_documents([texts[i] for i in missing])
-                embedded = memo[key] = {i: as_list(v) for i, v in zip(missing, matrix)}
-        return [(embedded[i] if i in embedded else as_list(p.vectors[target.vector]), texts[i]) for i, p in enumerate(points)]
+                vectors = embed_for_store(self.embedder(target.embedder), [texts[i] for i in missing])
+                embedded = memo[key] = dict(zip(missing, vectors))
+        return [(embedded[i] if i in embedded else as_stored(p.vectors[target.vector]), texts[i]) for i, p in enumerate(points)]
 
     def _check_precomputed(self, route: Route, points: list[Point]) -> None:
         """A precomputed vector names a vector the route writes, made by one model."""
@@ -299,8 +299,8 @@ class Router:
 
     def search(self, text: str, limit: int = 10, filter: dict | None = None) -> list[tuple[int | str, float, dict]]:
         """The ``limit`` best points for ``text`` from the read target, as (id, score, payload); the
-        query is embedded with the read target's embedder (``embed_queries``). ``filter`` is
-        Qdrant's filter JSON on every store."""
+        query is embedded with the read target's embedder (``embed_queries``, or
+        ``embed_sparse_queries`` for a sparse vector). ``filter`` is Qdrant's filter JSON on every store."""
         if not isinstance(text, str):
             raise TypeError("search takes one query text")
         return self._follow(lambda r: r.read, lambda route: self._search(route, text, limit, filter), fresh_at_end=False)
@@ -311,8 +311,8 @@ class Router:
             raise RoutingError(f"route {self.name!r} has no read target: apply a route_reads for it")
         if not read.embedder:
             raise RoutingError(f"route {self.name!r}: read target {read.label!r} names no embedder for queries")
-        query = self.embedder(read.embedder).embed_queries([text])[0]
-        return self.backend.search(read.collection, read.vector, as_list(query), limit=limit, filter=filter)
+        query = embed_for_store(self.embedder(read.embedder), [text], query=True)[0]
+        return self.backend.search(read.collection, read.vector, query, limit=limit, filter=filter)
 
     def __repr__(self) -> str:
         return f"<Router {self.name!r} ttl={self.ttl:g}s>"

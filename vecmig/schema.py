@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 DISTANCES = ("cosine", "dot", "euclid", "manhattan")
+#: what ``Op.embedder_names`` gives for a sparse vector, where a dense one gives its size
+SPARSE = "sparse"
 
 
 @dataclass
@@ -43,16 +45,18 @@ class VectorSpec:
 
 @dataclass
 class SparseVectorSpec:
-    """A sparse vector (term weights)."""
+    """A sparse vector (term weights), filled by a sparse embedder (``provider = bm25``)."""
 
     modifier: str | None = None  # "idf" for BM25-style scoring on Qdrant
     options: dict[str, Any] = field(default_factory=dict)
+    embedder: str | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> "SparseVectorSpec":
         params = dict(params or {})
         modifier = params.pop("modifier", None)
-        return cls(modifier=None if modifier == "none" else modifier, options=params)
+        embedder = params.pop("embedder", None)
+        return cls(modifier=None if modifier == "none" else modifier, options=params, embedder=embedder)
 
 
 @dataclass
@@ -103,6 +107,18 @@ class SchemaView:
             return name
         target = self.aliases.get(name)
         return target if target in self.collections else None
+
+    def filled_size(self, collection: str | None, vector: str | None) -> int | str | None:
+        """What an embedder filling ``collection.vector`` must make (``Op.embedder_names``): the
+        dense vector's size, SPARSE for a sparse vector, None when not known (yet)."""
+        real = self.resolve(collection) if collection else None
+        if real is None:
+            return None
+        coll = self.collections[real]
+        if (vector or "") in coll.sparse_vectors:
+            return SPARSE
+        spec = coll.vectors.get(vector or "")
+        return spec.size if spec is not None and spec.size else None
 
     def aliases_of(self, collection: str) -> list[str]:
         return sorted(a for a, c in self.aliases.items() if c == collection)

@@ -414,7 +414,7 @@ class WeaviateBackend(Backend):
         point the application wrote in the meantime is never overwritten."""
         what = f"upsert into {collection!r}"
         _, wvc = client_library()
-        shapes = self._shapes_of(collection)
+        shapes = self._shapes_of(collection, {name for p in points for name in p.vectors})
         objects = [wvc.data.DataObject(uuid=to_uuid(p.id), properties=payload_in(p.payload, f"{what}: point {p.id!r}"), vector=vectors_in(p, shapes, what)) for p in points]
         col = self._collection(collection)
         if insert_only:
@@ -462,7 +462,7 @@ class WeaviateBackend(Backend):
         step after a backfill (text hashes compared) repairs such points.
         """
         what = f"update vectors in {collection!r}"
-        shapes = self._shapes_of(collection)
+        shapes = self._shapes_of(collection, {name for p in points for name in p.vectors})
         col = self._collection(collection)
         uuids = [to_uuid(p.id) for p in points]
         existing = self._existing(col, uuids, what, vector=only_if_missing)
@@ -568,7 +568,7 @@ class WeaviateBackend(Backend):
     ) -> list[Hit]:
         what = f"search {collection!r} by {vector_name or 'its vector'!r}"
         _, wvc = client_library()
-        shapes = self._shapes_of(collection)
+        shapes = self._shapes_of(collection, [vector_name])
         if vector_name not in shapes.vectors:
             have = ", ".join(repr(n) for n in shapes.vectors) or "none"
             raise BackendError(f"{what}: the collection has no vector {vector_name!r} (it has {have})")
@@ -615,14 +615,16 @@ class WeaviateBackend(Backend):
             raise BackendError(f"collection {name!r}: {invalid_name(name)}")
         return self.list_aliases().get(name, name)
 
-    def _shapes_of(self, collection: str) -> VectorShapes:
+    def _shapes_of(self, collection: str, vectors=()) -> VectorShapes:
         """Declared vector shapes of a collection (or of an alias's current target).
 
-        Cached for collection names until this backend changes a schema; never for aliases, which
-        another process may repoint at any time.
+        Cached for collection names until this backend changes a schema, or until a caller names one
+        of ``vectors`` that the cached shapes lack (another process, a migration, may have added it);
+        never cached for aliases, which another process may repoint at any time.
         """
-        if collection in self._shapes:
-            return self._shapes[collection]
+        cached = self._shapes.get(collection)
+        if cached is not None and all(name in cached.vectors for name in vectors):
+            return cached
         spec = self.get_collection(collection)
         if spec is None:
             raise BackendError(f"collection {collection!r} does not exist")

@@ -2,11 +2,13 @@
 
     [embedder:minilm]
     provider = onnx                 ; openai, cohere, voyage, sentence-transformers, fastembed,
-                                    ; python, static, onnx
+                                    ; python, static, onnx; bm25 (sparse)
     model = all-MiniLM-L6-v2-int8
 
 ``load_embedder("minilm", config)`` gives an ``Embedder`` (``embed_documents``, ``embed_queries``,
-``dimension``, ``fingerprint()``), one per process and section. Providers are imported only when
+``dimension``, ``fingerprint()``), one per process and section. A sparse embedder
+(``embedder.sparse``, a ``SparseEmbedder``) has ``embed_sparse_documents``/``embed_sparse_queries``
+instead. Providers are imported only when
 an embedder uses them, so that importing vecmig stays fast and model libraries stay optional.
 """
 
@@ -16,7 +18,7 @@ import importlib
 import threading
 from typing import Any
 
-from vecmig.embed.base import DOCUMENT, QUERY, Embedder, EmbedderError, Settings
+from vecmig.embed.base import DOCUMENT, QUERY, Embedder, EmbedderError, Settings, SparseEmbedder, SparseVector
 from vecmig.embed.fingerprint import check_vector_size, fingerprint_changes, probe
 
 #: provider name -> "module:class"; register_provider adds more
@@ -29,13 +31,14 @@ PROVIDERS: dict[str, str | type[Embedder]] = {
     "python": "vecmig.embed.python:PythonEmbedder",
     "static": "vecmig.embed.static:StaticEmbedder",
     "onnx": "vecmig.embed.onnx:OnnxEmbedder",
+    "bm25": "vecmig.embed.bm25:BM25Embedder",
 }
 
 _cache: dict[tuple, Embedder] = {}
 _cache_lock = threading.Lock()
 
 __all__ = [
-    "DOCUMENT", "QUERY", "PROVIDERS", "Embedder", "EmbedderError", "Settings",
+    "DOCUMENT", "QUERY", "PROVIDERS", "Embedder", "EmbedderError", "Settings", "SparseEmbedder", "SparseVector",
     "check_vector_size", "close_embedders", "create_embedder", "fingerprint_changes",
     "load_embedder", "probe", "provider_class", "register_provider",
 ]

@@ -4,6 +4,9 @@ Providers implement one method, ``embed_batch(texts, kind)``; this base class do
 provider needs the same way: reading its ``[embedder:NAME]`` section, splitting work into batches,
 running batches on a bounded thread pool (in order), checking the shape of what comes back,
 normalizing, and the fingerprint recorded with the data so that queries use the same model.
+
+Sparse embedders (term weights, e.g. BM25) subclass ``SparseEmbedder`` and implement
+``embed_sparse_batch`` instead; they fill sparse vectors only, and have no dimension.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import threading
 from abc import ABC, abstractmethod
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, NamedTuple, Sequence
 
 import numpy as np
 
@@ -27,6 +30,13 @@ PROBE_TEXT = "vecmig probe: the quick brown fox jumps over the lazy dog."
 #: decimals the probe vector is rounded to before hashing (hides float noise across machines)
 PROBE_DECIMALS = 2
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+class SparseVector(NamedTuple):
+    """A sparse vector: term indices (unique) and their weights, as sparse embedders return them."""
+
+    indices: list[int]
+    values: list[float]
 
 
 class Settings:
@@ -113,6 +123,8 @@ class Embedder(ABC):
     """A named embedding model. Subclasses set ``provider`` and implement ``embed_batch``."""
 
     provider: ClassVar[str] = ""
+    #: True for embedders of sparse vectors (``SparseEmbedder``): they fill sparse vectors only
+    sparse: ClassVar[bool] = False
     default_batch_size: ClassVar[int] = 64
     default_concurrency: ClassVar[int] = 1
     default_normalize: ClassVar[bool] = False
@@ -169,11 +181,12 @@ class Embedder(ABC):
         return f"[embedder:{self.name}]"
 
     @property
-    def dimension(self) -> int:
-        """The length of the vectors: configured, or learned by embedding the probe text once."""
-        if self._dimension is None:
+    def dimension(self) -> int | None:
+        """The length of the vectors: configured, or learned by embedding the probe text once
+        (None for a sparse embedder: its vectors have no fixed length)."""
+        if self._dimension is None and not self.sparse:
             self.fingerprint()
-        return self._dimension  # type: ignore[return-value]
+        return self._dimension
 
     def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
         """Vectors (n, dimension) float32 for texts stored in the collection."""
@@ -184,22 +197,9 @@ class Embedder(ABC):
         return self.embed(texts, QUERY)
 
     def embed(self, texts: Sequence[str], kind: str = DOCUMENT) -> np.ndarray:
-        if kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
-        if isinstance(texts, str):
-            raise TypeError("embed takes a list of texts, not a single string")
-        prefix = self.document_prefix if kind == DOCUMENT else self.query_prefix
-        items = [prefix + t for t in texts] if prefix else list(texts)
-        if not items:
+        parts = self._in_batches(texts, kind, self._embed_checked)
+        if not parts:
             return np.zeros((0, self._dimension or 0), dtype=np.float32)
-        size = self.batch_size
-        batches = [items[i : i + size] for i in range(0, len(items), size)]
-        if len(batches) == 1:
-            parts = [self._embed_checked(batches[0], kind)]
-        elif self.concurrency <= 1:
-            parts = [self._embed_checked(b, kind) for b in batches]
-        else:
-            parts = list(self._executor().map(lambda b: self._embed_checked(b, kind), batches))
         if len({p.shape[1] for p in parts}) > 1:
             dims = sorted({p.shape[1] for p in parts})
             raise EmbedderError(f"{self.where} returned vectors of different lengths ({', '.join(map(str, dims))}) in one call")
@@ -218,21 +218,27 @@ class Embedder(ABC):
         """
         with self._probe_lock:
             if self._fingerprint is None:
-                vec = self.embed_documents([PROBE_TEXT])[0]
-                if self._dimension is None:
-                    self._dimension = int(vec.shape[0])
-                rounded = np.round(vec.astype(np.float64), PROBE_DECIMALS) + 0.0  # +0.0: no "-0.0"
-                digest = hashlib.sha256(json.dumps(rounded.tolist()).encode()).hexdigest()
                 self._fingerprint = {
                     "provider": self.provider,
                     "model": self.model,
-                    "dimension": self._dimension,
+                    "dimension": None,
                     "normalize": self.normalize,
                     "options": self.fingerprint_options(),
-                    "probe_sha256": digest,
-                    "probe_head": [round(float(x), 4) for x in vec[:8]],
+                    **self._probe(),
                 }
             return dict(self._fingerprint)
+
+    def _probe(self) -> dict[str, Any]:
+        """The fingerprint's probe fields (and its dimension), from embedding the probe text."""
+        vec = self.embed_documents([PROBE_TEXT])[0]
+        if self._dimension is None:
+            self._dimension = int(vec.shape[0])
+        rounded = np.round(vec.astype(np.float64), PROBE_DECIMALS) + 0.0  # +0.0: no "-0.0"
+        return {
+            "dimension": self._dimension,
+            "probe_sha256": hashlib.sha256(json.dumps(rounded.tolist()).encode()).hexdigest(),
+            "probe_head": [round(float(x), 4) for x in vec[:8]],
+        }
 
     def fingerprint_options(self) -> dict[str, Any]:
         opts = {k: v for k, v in self.options().items() if v not in (None, "")}
@@ -243,6 +249,21 @@ class Embedder(ABC):
         return opts
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _in_batches(self, texts: Sequence[str], kind: str, embed_one) -> list[Any]:
+        """``embed_one(batch, kind)`` over ``texts`` (prefixed) in batches of ``batch_size``, on up to
+        ``concurrency`` threads; the results in order, one per batch ([] for no texts)."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        if isinstance(texts, str):
+            raise TypeError("embed takes a list of texts, not a single string")
+        prefix = self.document_prefix if kind == DOCUMENT else self.query_prefix
+        items = [prefix + t for t in texts] if prefix else list(texts)
+        size = self.batch_size
+        batches = [items[i : i + size] for i in range(0, len(items), size)]
+        if len(batches) <= 1 or self.concurrency <= 1:
+            return [embed_one(b, kind) for b in batches]
+        return list(self._executor().map(lambda b: embed_one(b, kind), batches))
 
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -278,6 +299,75 @@ class Embedder(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.provider}:{self.model}>"
+
+
+class SparseEmbedder(Embedder):
+    """An embedder of sparse vectors (term index -> weight). Subclasses implement
+    ``embed_sparse_batch``; ``embed_sparse_documents``/``embed_sparse_queries`` are what callers use,
+    and the dense ``embed*`` methods refuse. The keys ``dimension`` and ``normalize`` don't apply."""
+
+    sparse = True
+
+    def __init__(self, name: str, settings: Settings):
+        super().__init__(name, settings)
+        if self._dimension is not None:
+            raise settings.error("dimension", "a sparse embedder has no dimension: remove the key")
+        if self.normalize:
+            raise settings.error("normalize", "sparse term weights are not normalized: remove the key")
+
+    @abstractmethod
+    def embed_sparse_batch(self, texts: list[str], kind: str) -> list[tuple[Sequence[int], Sequence[float]]]:
+        """(indices, values) per text of one batch (prefixes already applied)."""
+
+    def embed_batch(self, texts: list[str], kind: str) -> Any:
+        raise self._dense_refused()
+
+    def embed(self, texts: Sequence[str], kind: str = DOCUMENT) -> np.ndarray:
+        raise self._dense_refused()
+
+    def _dense_refused(self) -> EmbedderError:
+        return EmbedderError(f"{self.where} makes sparse vectors: use embed_sparse_documents / embed_sparse_queries")
+
+    def embed_sparse_documents(self, texts: Sequence[str]) -> list[SparseVector]:
+        """Sparse vectors for texts stored in the collection."""
+        return self.embed_sparse(texts, DOCUMENT)
+
+    def embed_sparse_queries(self, texts: Sequence[str]) -> list[SparseVector]:
+        """Sparse vectors for search queries against those documents."""
+        return self.embed_sparse(texts, QUERY)
+
+    def embed_sparse(self, texts: Sequence[str], kind: str = DOCUMENT) -> list[SparseVector]:
+        return [v for part in self._in_batches(texts, kind, self._embed_sparse_checked) for v in part]
+
+    def _probe(self) -> dict[str, Any]:
+        vec = self.embed_sparse_documents([PROBE_TEXT])[0]
+        order = sorted(range(len(vec.indices)), key=vec.indices.__getitem__)
+        pairs = [[vec.indices[i], round(vec.values[i], PROBE_DECIMALS) + 0.0] for i in order]
+        return {
+            "sparse": True,
+            "probe_sha256": hashlib.sha256(json.dumps(pairs).encode()).hexdigest(),
+            "probe_head": [round(float(vec.values[i]), 4) for i in order[:8]],
+        }
+
+    def _embed_sparse_checked(self, batch: list[str], kind: str) -> list[SparseVector]:
+        try:
+            with self._slots:
+                raw = self.embed_sparse_batch(batch, kind)
+        except VecmigError:
+            raise
+        except Exception as e:
+            raise EmbedderError(f"{self.where} {self.provider} model {self.model!r} failed: {type(e).__name__}: {one_line(str(e))}") from e
+        if len(raw) != len(batch):
+            raise EmbedderError(f"{self.where} returned {len(raw)} sparse vectors for {len(batch)} texts")
+        out = []
+        for indices, values in raw:
+            vec = SparseVector([int(i) for i in indices], [float(v) for v in values])
+            if len(vec.indices) != len(vec.values) or len(set(vec.indices)) != len(vec.indices) or not all(0 <= i < 1 << 32 for i in vec.indices):
+                raise EmbedderError(f"{self.where} returned a sparse vector whose indices are not unique integers in [0, 2^32), one per value")
+            if not np.isfinite(vec.values).all():
+                raise EmbedderError(f"{self.where} returned sparse vectors with NaN or infinite values")
+            out.append(vec)
+        return out
 
 
 def one_line(text: str, limit: int = 300) -> str:

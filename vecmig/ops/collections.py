@@ -7,7 +7,7 @@ from typing import Any
 
 from vecmig.errors import PlanError
 from vecmig.ops.base import Op, register, require_collection
-from vecmig.schema import CollectionSpec, SchemaView, SparseVectorSpec, VectorSpec
+from vecmig.schema import SPARSE, CollectionSpec, SchemaView, SparseVectorSpec, VectorSpec
 
 
 def check_new_name(view: SchemaView, backend, name: str, what: str) -> None:
@@ -49,7 +49,8 @@ class CreateCollection(Op):
         )
 
     def embedder_names(self, view=None):
-        return {v["embedder"]: v.get("size") for v in self.vectors.values() if v.get("embedder")}
+        sparse = {v["embedder"]: SPARSE for v in self.sparse_vectors.values() if v and v.get("embedder")}
+        return {**sparse, **{v["embedder"]: v.get("size") for v in self.vectors.values() if v.get("embedder")}}
 
     def use_dimensions(self, dimensions):
         for params in self.vectors.values():

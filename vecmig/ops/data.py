@@ -158,7 +158,8 @@ class Copy(Op):
 @dataclass
 class Backfill(Op):
     """Embed each point's text (``text``, a jinja2 template over the payload) with ``embedder`` into
-    ``vector``: in place (``target`` left out: a named vector of ``source``) or into ``target``."""
+    ``vector``: in place (``target`` left out: a named vector of ``source``) or into ``target``. A
+    sparse vector is filled by a sparse embedder (``provider = bm25``), a dense one by a dense one."""
 
     source: str = ""
     vector: str = ""
@@ -168,7 +169,8 @@ class Backfill(Op):
     vectors: dict[str, str] | list[str] | None = None
     filter: dict | None = None
     batch_size: int = 256
-    workers: int = 2
+    #: batches in work at once; default: the embedder's ``concurrency`` + 1 (the model stays busy while a batch is written)
+    workers: int | None = None
     max_rate: float | None = None
 
     def what(self) -> str:
@@ -192,13 +194,11 @@ class Backfill(Op):
             dst = require_collection(view, self.target, what)
             if dst.name == src.name:
                 raise PlanError(f"{what}: the target is the source collection {src.name!r}: leave `target` out to backfill in place")
-        spec = dst.vectors.get(self.vector)
+        spec = dst.vectors.get(self.vector) or dst.sparse_vectors.get(self.vector)
         if spec is None:
-            if self.vector in dst.sparse_vectors:
-                raise PlanError(f"{what}: {self.vector!r} is a sparse vector: backfill fills dense vectors")
             hint = "add it with add_vector before this op" if self.target is None else "declare it in the target's create_collection"
             raise PlanError(f"{what}: collection {dst.name!r} has no vector {self.vector!r} (it has {names(dst)}): {hint}")
-        if spec.multivector:
+        if getattr(spec, "multivector", False):
             raise PlanError(f"{what}: {self.vector!r} is a multivector: one embedding per point can't fill it")
         if spec.embedder and spec.embedder != self.embedder:
             raise PlanError(f"{what}: {dst.name}.{self.vector} was declared with embedder {spec.embedder!r}, not {self.embedder!r}: vectors of two models can't share one vector")
@@ -212,32 +212,40 @@ class Backfill(Op):
             raise PlanError(f"{what}: {e}") from None
         check_filter(backend, self.filter, what)
 
-    def embedder_names(self, view: SchemaView | None = None) -> dict[str, int | None]:
-        """The embedders this op needs -> the size of the vector each fills, as ``view`` has it (None
-        when unknown): the runner probes each embedder at plan time and compares."""
-        size = None
-        real = view.resolve(self.target or self.source) if view is not None else None
-        if real is not None:
-            spec = view.collections[real].vectors.get(self.vector)
-            size = spec.size if spec is not None and spec.size else None
-        return {self.embedder: size}
+    def embedder_names(self, view: SchemaView | None = None) -> dict[str, int | str | None]:
+        """The embedders this op needs -> the size of the vector each fills, as ``view`` has it (SPARSE
+        for a sparse vector, None when unknown): the runner probes each embedder at plan time and compares."""
+        return {self.embedder: view.filled_size(self.target or self.source, self.vector) if view is not None else None}
 
-    def apply(self, ctx):
+    def live_embedder(self, ctx):
+        """The embedder, checked against the vector as the live store has it now."""
         from vecmig.embed import load_embedder
-        from vecmig.pipeline import BackfillJob, TextTemplate, run_job
 
         what = self.what()
         embedder = load_embedder(self.embedder, ctx.config)
         live = ctx.backend.get_collection(collection_behind(ctx.backend, self.target or self.source))
+        if live is not None and self.vector in live.sparse_vectors:
+            if not embedder.sparse:
+                raise PlanError(f"{what}: {self.vector!r} is a sparse vector and embedder {self.embedder!r} makes dense vectors")
+            return embedder
         spec = live.vectors.get(self.vector) if live is not None else None
         if spec is None:
             raise PlanError(f"{what}: the vector {self.vector!r} does not exist (any more)")
+        if embedder.sparse:
+            raise PlanError(f"{what}: {self.vector!r} is a dense vector and embedder {self.embedder!r} makes sparse vectors")
         if spec.size and embedder.dimension != spec.size:
             raise PlanError(f"{what}: embedder {self.embedder!r} makes {embedder.dimension}-d vectors, and {self.vector!r} has {spec.size} dimensions")
+        return embedder
+
+    def apply(self, ctx):
+        from vecmig.pipeline import BackfillJob, TextTemplate, run_job
+
+        embedder = self.live_embedder(ctx)
         job = BackfillJob(ctx.backend, self.source, self.vector, embedder, TextTemplate(self.text), self.target,
                           self.copied_vectors(), self.filter)
+        workers = self.workers or embedder.concurrency + 1
         stats = run_job(ctx.backend, job, state=ctx.state, checkpoint_key=ctx.checkpoint_key, batch_size=self.batch_size,
-                        workers=self.workers, max_rate=self.max_rate, progress=ctx.progress, echo=ctx.echo)
+                        workers=workers, max_rate=self.max_rate, progress=ctx.progress, echo=ctx.echo)
         return {"points": stats.resumed_at + stats.points, "embedder": self.embedder, "fingerprint": embedder.fingerprint()}
 
     def reverse(self, undo):

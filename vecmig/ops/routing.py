@@ -39,10 +39,9 @@ def check_template(text: str | None, what: str) -> None:
         raise PlanError(f"{what}: {e}") from None
 
 
-def vector_size(view: SchemaView | None, target: Target) -> int | None:
-    real = view.resolve(target.collection) if view is not None else None
-    spec = view.collections[real].vectors.get(target.vector) if real is not None else None
-    return spec.size if spec is not None and spec.size else None
+def vector_size(view: SchemaView | None, target: Target) -> int | str | None:
+    """The size of the target's vector (SPARSE for a sparse vector), None when unknown."""
+    return view.filled_size(target.collection, target.vector) if view is not None else None
 
 
 def check_target(view, target: Target, what: str, *, write: bool = False) -> None:
@@ -55,10 +54,10 @@ def check_target(view, target: Target, what: str, *, write: bool = False) -> Non
             f"{where}: {target.collection!r} is an alias (of {coll.name!r}): write targets name collections, "
             "because an alias may be repointed while the application writes through it"
         )
-    spec = coll.vectors.get(target.vector)
+    spec = coll.vectors.get(target.vector) or coll.sparse_vectors.get(target.vector)
     if spec is None:
-        have = ", ".join(repr(n) for n in coll.vectors) or "none"
-        raise PlanError(f"{where}: collection {coll.name!r} has no dense vector {target.vector!r} (it has {have})")
+        have = ", ".join(repr(n) for n in coll.vector_names()) or "none"
+        raise PlanError(f"{where}: collection {coll.name!r} has no vector {target.vector!r} (it has {have})")
     if spec.embedder and target.embedder and spec.embedder != target.embedder:
         raise PlanError(
             f"{where}: vector {target.vector!r} was declared with embedder {spec.embedder!r}, not {target.embedder!r}: "

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from vecmig.errors import PlanError
 from vecmig.ops.base import Op, register, require_collection
 from vecmig.ops.collections import check_vector_feature
-from vecmig.schema import SparseVectorSpec, VectorSpec
+from vecmig.schema import SPARSE, SparseVectorSpec, VectorSpec
 
 
 @register("add_vector")
@@ -29,12 +29,12 @@ class AddVector(Op):
 
     def spec(self) -> VectorSpec | SparseVectorSpec:
         if self.sparse:
-            return SparseVectorSpec.from_params({"modifier": self.modifier} if self.modifier else {})
+            return SparseVectorSpec.from_params({"modifier": self.modifier, "embedder": self.embedder})
         extra = {k: getattr(self, k) for k in ("hnsw_config", "quantization_config", "datatype", "index_type") if getattr(self, k) is not None}
         return VectorSpec(self.size or 0, self.distance, self.multivector, self.on_disk, self.embedder, extra)
 
     def embedder_names(self, view=None):
-        return {self.embedder: self.size} if self.embedder and not self.sparse else {}
+        return {self.embedder: SPARSE if self.sparse else self.size} if self.embedder else {}
 
     def use_dimensions(self, dimensions):
         if not self.size and self.embedder in dimensions:

@@ -17,8 +17,11 @@ target is scrolled page by page, and for each page the same ids are read again f
 The Router writes the source before the target on upsert and deletes the target before the source,
 so a target point whose source is gone at that second read was deleted (or resurrected by the
 backfill): reconcile may delete it. A target point the first read missed but the second finds was
-created during the pass and is compared like the others; a source id the target lacks is read
-again before it counts as missing. What changes after a pass read it is found by the next pass:
+created during the pass and is compared like the others. A point found stale, missing in the
+target or extra in it is read again at the end of the pass (the source, then the target), in a few
+rounds a little apart (``SETTLE_DELAYS``), and counts only if it still differs: an application
+write that has reached the source but not yet the target is not a difference, and a pass that only
+saw such writes is clean. What changes after a pass read it is found by the next pass:
 reconcile repeats passes until one finds nothing (``max_passes``), because Weaviate has no
 conditional write to make a single pass exact, and ``verify`` re-checks right before cut over.
 Payload fields the text template does not use are not compared. A reconcile stopped half-way
@@ -50,6 +53,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,13 +63,18 @@ from vecmig.errors import PlanError, ScriptError, VecmigError
 from vecmig.ops.files import iter_jsonl
 from vecmig.ops.base import Op, register, require_collection
 from vecmig.ops.data import Backfill, NothingToUndo, check_filter, collection_behind, names
-from vecmig.pipeline import BackfillJob, TemplateError, TextTemplate, as_list, read_vectors, renamed, text_hash, text_hash_field
+from vecmig.pipeline import BackfillJob, TemplateError, TextTemplate, as_list, embed_for_store, read_vectors, renamed, text_hash, text_hash_field
 from vecmig.schema import CollectionSpec, Point, SchemaView
 
 #: example ids shown per kind of difference
 EXAMPLES = 5
 #: samples are drawn with a fixed seed: the same data gives the same sample, run after run
 SEED = 0
+#: seconds waited before each reading again of the points a pass found different: an application
+#: write still under way (source written, target not yet) is not a difference
+SETTLE_DELAYS = (0.0, 0.05, 0.15, 0.3)
+#: more differences than this are read again once only
+SETTLE_LIMIT = 10_000
 
 
 class CheckFailed(VecmigError):
@@ -98,11 +107,9 @@ def require_dense(coll: CollectionSpec, vector: str, what: str, *, role: str = "
         raise PlanError(f"{what}: {role} {vector!r} of {coll.name!r} is a multivector: one vector per point is needed")
 
 
-def vector_size(view: SchemaView | None, collection: str | None, vector: str | None) -> int | None:
-    """The size of ``collection.vector`` as ``view`` has it, None when unknown."""
-    real = view.resolve(collection) if view is not None and collection else None
-    spec = view.collections[real].vectors.get(vector or "") if real is not None else None
-    return spec.size if spec is not None and spec.size else None
+def vector_size(view: SchemaView | None, collection: str | None, vector: str | None) -> int | str | None:
+    """The size of ``collection.vector`` as ``view`` has it (SPARSE for a sparse vector), None when unknown."""
+    return view.filled_size(collection, vector) if view is not None else None
 
 
 def parse_template(source: str | None, what: str) -> TextTemplate | None:
@@ -181,7 +188,8 @@ class Tally:
 @dataclass
 class Comparison:
     """One pass comparing ``target`` with ``source`` (``target`` None: the vector in place), yielding
-    ``Page``s as it goes so that a caller can repair each page while the pass continues.
+    the differences it confirms (``settle``) as ``Page``s of at most ``page_size`` points, so that a
+    caller can repair a page at a time.
 
     ``template`` None: the vector's presence is checked instead of its text hash; ``vector`` None
     too: ids only. ``source_vectors`` are read with the current source points the stale ones are
@@ -201,10 +209,71 @@ class Comparison:
     tally: Tally = field(default_factory=Tally)
 
     def pages(self) -> Iterator[Page]:
+        """The differences of the pass, found by the scan and confirmed at its end (``settle``)."""
         pages = self._in_place() if self.target is None else self._into_target()
+        counted: dict = {}  # suspect id -> whether tally.source counts it (it was in the source)
         for page in pages:
+            counted.update((p.id, True) for p in page.stale)
+            counted.update((i, True) for i in page.missing)
+            counted.update((i, False) for i in page.extra)
+        for page in self.settle(counted):
             self.tally.add(page)
             yield page
+
+    def settle(self, counted: dict) -> Iterator[Page]:
+        """Read the points a pass found different again, until they are in line or ``SETTLE_DELAYS``
+        run out; yield those that still differ.
+
+        An application write through the Router lands in the source, then in the target (a delete: in
+        the target, then in the source), and a pass reads the two at different moments: it may see a
+        point stale, missing or extra while a write is under way, or one that happened between its
+        two reads. Such a difference is gone when read again a moment later; one that a backfill left
+        behind, or a lost write, is not. Each round reads the source, then the target, waiting a
+        little longer each time. ``counted`` (id -> whether ``tally.source`` counts the point) is
+        kept up to date as points turn out to be gone from the source, or back in it.
+        """
+        ids = list(counted)
+        for round_, delay in enumerate(SETTLE_DELAYS):
+            if not ids:
+                return
+            if delay:
+                time.sleep(delay)
+            still: list = []
+            # that many differences are not writes under way: read once, not round after round
+            last = round_ == len(SETTLE_DELAYS) - 1 or len(ids) > SETTLE_LIMIT
+            for chunk in chunks(ids, self.page_size):
+                page = self._read_again(chunk, counted)
+                if last:
+                    yield page
+                still.extend(page.extra + [p.id for p in page.stale] + page.missing)
+            if last:
+                return
+            ids = still
+
+    def _read_again(self, ids: list, counted: dict) -> Page:
+        """The differences ``ids`` still show: the source read first, then the target."""
+        if self.target is None:
+            now = self.backend.retrieve(self.source, ids, with_vectors=self._presence_vectors())
+            gone = len(ids) - len(now)
+            self.tally.source -= gone
+            self.tally.target -= gone
+            return Page(stale=[p for p in now if not self.is_current(p, p)])
+        current = {p.id: p for p in self.backend.retrieve(self.source, ids, with_vectors=read_vectors(self.source_vectors))}
+        stored = {p.id: p for p in self.backend.retrieve(self.target, ids, with_vectors=self._presence_vectors())}
+        page = Page()
+        for i in ids:
+            in_source = i in current and (counted[i] or self._selected(i))
+            if in_source != counted[i]:  # deleted from the source meanwhile, or (again) written to it
+                self.tally.source += 1 if in_source else -1
+                counted[i] = in_source
+            if not in_source:
+                if i in stored:
+                    page.extra.append(i)
+            elif i not in stored:
+                page.missing.append(i)
+            elif not self.is_current(stored[i], current[i]):
+                page.stale.append(current[i])
+        return page
 
     def is_current(self, stored: Point, current: Point) -> bool:
         """Whether ``stored`` (the target's point) carries the vector of ``current``'s text (the source's point)."""
@@ -264,10 +333,8 @@ class Comparison:
             stale = [current[p.id] for p in known if not self.is_current(p, current[p.id])]
             self.tally.checked += len(known)
             yield Page(extra=extra, stale=stale)
-        for ids in chunks(sorted(wanted, key=lambda i: (isinstance(i, str), i)), self.page_size):
-            still = {p.id for p in self.backend.retrieve(self.source, ids)}  # not deleted meanwhile
-            self.tally.source -= len(ids) - len(still)
-            yield Page(missing=[i for i in ids if i in still])
+        # read again before they count as missing (``settle``): some were deleted meanwhile
+        yield Page(missing=sorted(wanted, key=lambda i: (isinstance(i, str), i)))
 
     def _selected(self, point_id) -> bool:
         """Whether a point of the source matches ``filter`` (asked point by point: only for points created during the pass)."""
@@ -348,8 +415,9 @@ class Verify(Op):
         elif self.vector is None:
             raise PlanError(f"{what}: in place (no `target`) verify checks a vector of the source: name it with `vector`")
         if self.vector is not None:
-            require_dense(dst, self.vector, what)
-            declared = dst.vectors[self.vector].embedder
+            if self.vector not in dst.sparse_vectors or self.old_vector is not None or self.golden is not None:
+                require_dense(dst, self.vector, what)  # a sparse vector: text hashes and presence only
+            declared = (dst.vectors.get(self.vector) or dst.sparse_vectors[self.vector]).embedder
             if declared and self.embedder and declared != self.embedder:
                 raise PlanError(f"{what}: {dst.name}.{self.vector} was declared with embedder {declared!r}, not {self.embedder!r}")
         elif self.text or self.old_vector or self.golden:
@@ -381,8 +449,8 @@ class Verify(Op):
         if self.min_recall is not None and self.golden is None:
             raise PlanError(f"{what}: `min_recall` is measured on golden queries: give them with `golden`")
 
-    def embedder_names(self, view: SchemaView | None = None) -> dict[str, int | None]:
-        out: dict[str, int | None] = {}
+    def embedder_names(self, view: SchemaView | None = None) -> dict[str, int | str | None]:
+        out: dict[str, int | str | None] = {}
         if self.old_embedder:
             out[self.old_embedder] = vector_size(view, self.source, self.old_vector)
         if self.embedder:
@@ -516,19 +584,11 @@ class Reconcile(Backfill):
         return f"reconcile {self.source} -> {self.target}.{self.vector}"
 
     def apply(self, ctx):
-        from vecmig.embed import load_embedder
-
         what = self.what()
         backend = ctx.backend
-        embedder = load_embedder(self.embedder, ctx.config)
+        embedder = self.live_embedder(ctx)
         source = collection_behind(backend, self.source)
         target = collection_behind(backend, self.target) if self.target is not None else None
-        live = backend.get_collection(target or source)
-        spec = live.vectors.get(self.vector) if live is not None else None
-        if spec is None:
-            raise PlanError(f"{what}: the vector {self.vector!r} does not exist (any more)")
-        if spec.size and embedder.dimension != spec.size:
-            raise PlanError(f"{what}: embedder {self.embedder!r} makes {embedder.dimension}-d vectors, and {self.vector!r} has {spec.size} dimensions")
         template = TextTemplate(self.text)
         saved = (ctx.state.get_checkpoint(ctx.checkpoint_key) if ctx.state is not None else None) or {}
         totals = {k: int(saved.get(k) or 0) for k in ("deleted", "reembedded", "added")}
@@ -562,12 +622,12 @@ class Reconcile(Backfill):
             backend.delete(target, page.extra)
         if page.stale:
             texts = [template.render(p) for p in page.stale]
-            vectors = embedder.embed_documents(texts)
+            vectors = embed_for_store(embedder, texts)
             hash_field, copied = text_hash_field(self.vector), self.copied_vectors()
             if target is None:
-                out = [Point(p.id, {hash_field: text_hash(t)}, {self.vector: as_list(v)}) for p, t, v in zip(page.stale, texts, vectors)]
+                out = [Point(p.id, {hash_field: text_hash(t)}, {self.vector: v}) for p, t, v in zip(page.stale, texts, vectors)]
             else:  # the payload of the source merged in, the vector overwritten: no conditional write can help here
-                out = [Point(p.id, {**p.payload, hash_field: text_hash(t)}, {**renamed(p, copied), self.vector: as_list(v)})
+                out = [Point(p.id, {**p.payload, hash_field: text_hash(t)}, {**renamed(p, copied), self.vector: v})
                        for p, t, v in zip(page.stale, texts, vectors)]
             backend.update_vectors(target or source, out)
         if page.missing:  # as the backfill writes them: insert-only, a point the application wrote meanwhile wins
