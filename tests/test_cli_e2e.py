@@ -303,3 +303,45 @@ def test_validate_no_store_checks_the_files_without_connecting(project):
     project.revision("bad001", "bbb222", "upgrade:\n  - create_colection: {name: x}\n")
     proc = project.run("--url", "qdrant://127.0.0.1:9", "validate", "--no-store", check=False)
     assert proc.returncode == 1 and "unknown op 'create_colection'" in proc.stdout
+
+
+GATED_SWITCH = """
+upgrade:
+  - create_collection: {name: products_v2, vectors: {v: {size: 4, distance: cosine}}}
+  - copy: {source: products_v1, target: products_v2, filter: {must: [{key: kind, match: {value: a}}]}}
+  - repoint_alias: {alias: products, to: products_v2}
+  - verify: {source: products_v1, target: products_v2}
+downgrade: auto
+"""
+
+
+def test_rollback_undoes_an_upgrade_stopped_by_a_failed_gate_and_the_store_is_back_at_its_heads(project):
+    from tests.conftest import store_snapshot
+
+    linear(project)
+    project.run("upgrade", "head")
+    before = store_snapshot(project.config())
+    path = project.revision("ccc333", "bbb222", GATED_SWITCH, "switch products")
+    failed = project.run("upgrade", "head", check=False)
+    assert failed.returncode == 1 and "verify" in failed.stderr and "vecmig rollback" in failed.stderr
+    assert status(project)["heads"] == ["bbb222"]
+    assert store_snapshot(project.config())["aliases"] == {"products": "products_v2"}  # half-way: the alias moved
+
+    refused = project.run("downgrade", "-1", "--yes", check=False)
+    assert refused.returncode == 1 and "stopped half-way" in refused.stderr and "vecmig rollback" in refused.stderr
+    plan = json.loads(project.run("rollback", "--plan", "--json").stdout)
+    assert plan["direction"] == "rollback" and plan["heads_before"] == plan["heads_after"] == ["bbb222"]
+    assert [op.split("(")[0] for op in plan["steps"][0]["ops"]] == ["repoint_alias", "nothing_to_undo", "drop_collection"]
+    assert project.run("rollback", check=False).returncode == 1  # it drops a collection: needs --yes
+    out = project.run("rollback", "--yes").stdout
+    assert "Roll back the interrupted upgrade of ccc333" in out
+
+    after = store_snapshot(project.config())
+    for snap in (before, after):
+        snap["collections"].pop("vecmig_state")  # the journal keeps the story
+    assert after == before  # collections, points and aliases as they were
+    assert status(project)["heads"] == ["bbb222"]
+    assert "Nothing to roll back" in project.run("rollback").stdout
+    path.write_text(path.read_text().replace("filter: {must: [{key: kind, match: {value: a}}]}", "vectors: {v: v}"))
+    project.run("upgrade", "head")  # a fresh run of the fixed revision
+    assert status(project)["heads"] == ["ccc333"] and count(project, "products_v2") == 2

@@ -195,6 +195,15 @@ def downgrade(obj, target, plan_only, yes, as_json):
     _after_migrate(plan, plan_only, as_json)
 
 
+@_migrate_command("rollback", "Undo what an interrupted upgrade did (a failed verify gate, a kill), last op first; the heads stay. `upgrade` would resume it instead.")
+@click.pass_obj
+def rollback(obj, plan_only, yes, as_json):
+    from vecmig.progress import Reporter
+
+    plan = _cmd().rollback(obj.config(), plan_only=plan_only, reporter=Reporter(quiet=as_json), confirm=_confirm(yes))
+    _after_migrate(plan, plan_only, as_json)
+
+
 def _after_migrate(plan, plan_only, as_json):
     if as_json:
         emit({**plan.to_dict(), "applied": not plan_only}, True, None)
@@ -354,7 +363,7 @@ def status(obj, as_json):
             click.echo("idle: nothing running, nothing interrupted")
             return
         lock = r["lock"]
-        who = f" by {lock['user']}@{lock['host']} pid {lock['pid']} (`{lock['command']}` since {lock['acquired_at']})" if lock else " (re-run the command to resume)"
+        who = f" by {lock['user']}@{lock['host']} pid {lock['pid']} (`{lock['command']}` since {lock['acquired_at']})" if lock else " (re-run the command to resume it; an upgrade can also be undone with `vecmig rollback`)"
         click.echo(f"{r['state']}{who}")
         for step in r["steps"]:
             click.echo(f"  {step['direction']}grade {step['revision']} since {step['started_at']}")

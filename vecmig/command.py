@@ -13,7 +13,7 @@ from typing import Iterator
 from vecmig.config import Config
 from vecmig.errors import ConfigError, VecmigError
 from vecmig.progress import Reporter, silent
-from vecmig.runner import DOWN, UP, Plan, Runner, changed_checksums, check_known_heads, make_plan
+from vecmig.runner import DOWN, ROLLBACK, UP, Plan, Runner, changed_checksums, check_known_heads, make_plan, make_rollback_plan
 from vecmig.script.revision import shown_path
 from vecmig.schema import SchemaView
 from vecmig.state import StateStore
@@ -181,17 +181,26 @@ def downgrade(cfg: Config, target: str, *, plan_only: bool = False, reporter: Re
     return _migrate(cfg, DOWN, target, plan_only=plan_only, reporter=reporter, confirm=confirm)
 
 
+def rollback(cfg: Config, *, plan_only: bool = False, reporter: Reporter | None = None, confirm=None) -> Plan:
+    """Undo what an interrupted upgrade did (a failed verify gate, a kill), last op first; the
+    heads stay where they are. ``vecmig upgrade`` would resume it instead."""
+    return _migrate(cfg, ROLLBACK, "", plan_only=plan_only, reporter=reporter, confirm=confirm)
+
+
 def _migrate(cfg, direction, target, *, plan_only, reporter, confirm, accept_checksums=False) -> Plan:
     reporter = reporter or silent()
     script = script_directory(cfg)
     with open_store(cfg) as (backend, state):
-        plan = make_plan(script, state, backend, cfg, direction, target)
+        if direction == ROLLBACK:
+            plan = make_rollback_plan(script, state, backend, cfg)
+        else:
+            plan = make_plan(script, state, backend, cfg, direction, target)
         if plan_only:
             return plan
         if confirm is not None and plan.steps and not confirm(plan):
             raise VecmigError("stopped: nothing was applied")
-        word = "upgrade" if direction == UP else "downgrade"
-        return Runner(script, state, backend, cfg, reporter).run(direction, target, command=f"{word} {target}", accept_checksums=accept_checksums)
+        word = {UP: "upgrade", DOWN: "downgrade", ROLLBACK: "rollback"}[direction]
+        return Runner(script, state, backend, cfg, reporter).run(direction, target, command=f"{word} {target}".strip(), accept_checksums=accept_checksums)
 
 
 def destructive_ops(plan: Plan) -> list[str]:

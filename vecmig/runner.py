@@ -3,6 +3,10 @@ done, apply, journal -> move heads -> unlock.
 
 Planning walks the whole path against a ``SchemaView`` of the live store, so every op is checked
 before the first write. ``--plan`` stops there.
+
+An upgrade step that stopped half-way (a failed ``verify`` gate, a kill) leaves the heads where they
+were: ``vecmig upgrade`` resumes it, and ``vecmig rollback`` undoes the ops it did, last first, from
+their journaled undo data (a ``ROLLBACK`` plan), so that the store is back at its heads.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from vecmig.script.revision import shown_path
 from vecmig.state import StateStore, now_iso
 
 UP, DOWN = "up", "down"
+#: a plan that undoes interrupted upgrade steps; its steps run DOWN and move no head
+ROLLBACK = "rollback"
 
 
 @dataclass
@@ -28,11 +34,13 @@ class Step:
     revision: object
     direction: str
     ops: list[Op]
+    #: the run id of the interrupted upgrade this step undoes (a rollback step), else None
+    rolls_back: str | None = None
 
     @property
     def label(self) -> str:
         rev = self.revision
-        arrow = "Upgrade" if self.direction == UP else "Downgrade"
+        arrow = "Roll back the interrupted upgrade of" if self.rolls_back else ("Upgrade" if self.direction == UP else "Downgrade")
         return f"{arrow} {rev.revision} ({rev.message or 'no message'})"
 
 
@@ -111,6 +119,57 @@ def journaled_done(state: StateStore, step: Step) -> set[int]:
     return done
 
 
+def interrupted_upgrades(script, state: StateStore) -> dict[str, dict]:
+    """Revisions whose upgrade stopped half-way (not applied, step record still running) -> record."""
+    applied = script.graph.applied(state.heads())
+    return {rev: record for rev, record in sorted(state.steps().items())
+            if rev not in applied and rev in script.graph and record.get("status") == "running"
+            and (record.get("direction") == UP or record.get("rolls_back"))}
+
+
+def rollback_ops(rev, up_run: str, state: StateStore, config) -> list[Op]:
+    """The reverse of each op the upgrade run ``up_run`` of ``rev`` finished, last first."""
+    ops = []
+    for i, op in reversed(list(enumerate(rev.upgrade_ops(config)))):
+        entry = state.journal_entry(rev.revision, UP, i) or {}
+        if entry.get("run") != up_run or entry.get("status") != "done":
+            continue
+        undo_op = op.reverse(entry.get("undo"))
+        if undo_op is None:
+            raise PlanError(
+                f"{shown_path(rev.path)}: upgrade[{i}] {op.op_name} can't be undone ({op.irreversible or 'it has no reverse'}): "
+                "finish the revision with `vecmig upgrade` instead"
+            )
+        ops.append(undo_op)
+    return ops
+
+
+def make_rollback_plan(script, state: StateStore, backend, config) -> Plan:
+    """Undo the interrupted upgrade steps (or finish undoing them), checked like any plan."""
+    heads = state.heads()
+    check_known_heads(script, heads)
+    plan = Plan(ROLLBACK, sorted(heads), sorted(heads))
+    view = SchemaView.from_backend(backend, exclude={state.name})
+    for rev_id, record in interrupted_upgrades(script, state).items():
+        rev = script.get_revision(rev_id)
+        up_run = record.get("rolls_back") or record["run"]
+        try:
+            step = Step(rev, DOWN, rollback_ops(rev, up_run, state, config), rolls_back=up_run)
+        except PlanError as e:
+            raise PlanError(f"rollback: {e}") from None
+        done = journaled_done(state, step)
+        for i, op in enumerate(step.ops):
+            if i in done:
+                continue
+            try:
+                op.validate(view, backend)
+            except PlanError as e:
+                raise PlanError(f"{shown_path(rev.path)}: rollback[{i}] {e}") from None
+            op.forward(view)
+        plan.steps.append(step)
+    return plan
+
+
 def check_known_heads(script, heads: list[str]) -> None:
     for head in heads:
         if head not in script.graph:
@@ -154,6 +213,14 @@ def make_plan(script, state: StateStore, backend, config, direction: str, target
     heads = state.heads()
     check_known_heads(script, heads)
     graph = script.graph
+    if direction == DOWN:
+        stuck = interrupted_upgrades(script, state)
+        if stuck:
+            rev = next(iter(stuck))
+            raise StateError(
+                f"the upgrade of {rev} stopped half-way: finish it with `vecmig upgrade`, or undo what it did "
+                "with `vecmig rollback`, before downgrading"
+            )
     path = graph.upgrade_path(heads, target) if direction == UP else graph.downgrade_path(heads, target)
     plan = Plan(direction, sorted(heads), sorted(heads))
     current = set(heads)
@@ -191,14 +258,18 @@ class Runner:
             if direction == UP:
                 self._check_checksums(accept_checksums)
             # planned under the lock: another runner may have moved the heads while we waited
-            plan = self.plan = make_plan(self.script, self.state, self.backend, self.config, direction, target)
+            if direction == ROLLBACK:
+                plan = self.plan = make_rollback_plan(self.script, self.state, self.backend, self.config)
+            else:
+                plan = self.plan = make_plan(self.script, self.state, self.backend, self.config, direction, target)
             if not plan.steps:
-                self.out.line(f"Nothing to do: the store is at {', '.join(plan.heads_before) or 'base'}.")
+                self.out.line(f"Nothing to {'roll back' if direction == ROLLBACK else 'do'}: the store is at {', '.join(plan.heads_before) or 'base'}.")
             heads = set(plan.heads_before)
             for step in plan.steps:
                 self._run_step(step)
-                heads = self.script.graph.heads_after(heads, step.revision.revision, direction)
-                self.state.set_heads(heads)
+                if not step.rolls_back:  # a rolled back upgrade never moved the heads
+                    heads = self.script.graph.heads_after(heads, step.revision.revision, step.direction)
+                    self.state.set_heads(heads)
                 self.state.end_step(step.revision.revision, step.revision.checksum)
             return plan
         finally:
@@ -218,7 +289,7 @@ class Runner:
 
     def _run_step(self, step: Step) -> None:
         rev, direction = step.revision, step.direction
-        run, resumed = self.state.begin_step(rev.revision, direction, rev.checksum)
+        run, resumed = self.state.begin_step(rev.revision, direction, rev.checksum, rolls_back=step.rolls_back)
         self.out.line(f"{step.label}{' (resuming)' if resumed else ''}")
         for i, op in enumerate(step.ops):
             entry = self.state.journal_entry(rev.revision, direction, i)
@@ -251,7 +322,10 @@ class Runner:
                 raise
             where = f"{shown_path(rev.path)}: {direction}grade[{index}] {op.op_name}"
             error_type = type(e) if isinstance(e, VecmigError) else BackendError
-            raise error_type(f"{where}: {message} (re-run to resume from this op)") from e
+            after = " (re-run to resume from this op)"
+            if direction == UP:
+                after = " (re-run to resume from this op, or `vecmig rollback` to undo what this revision did)"
+            raise error_type(f"{where}: {message}{after}") from e
         duration = time.monotonic() - started
         self.state.record_op(rev.revision, direction, index, {
             **base, "status": "done", "finished_at": now_iso(), "duration": duration, "undo": undo,

@@ -78,8 +78,9 @@ class StateStore:
             return {}
         return {k.split("/", 1)[1]: v for k, v in self.records.scan("step").items()}
 
-    def begin_step(self, rev: str, direction: str, checksum: str) -> tuple[str, bool]:
-        """The run id of this step and whether it resumes an interrupted one."""
+    def begin_step(self, rev: str, direction: str, checksum: str, *, rolls_back: str | None = None) -> tuple[str, bool]:
+        """The run id of this step and whether it resumes an interrupted one. ``rolls_back``: the run
+        id of the interrupted upgrade this (down) step undoes."""
         step = self.step(rev)
         if step and step.get("status") == "running" and step.get("direction") == direction:
             if self.mirror:
@@ -87,6 +88,8 @@ class StateStore:
             return step["run"], True
         run = uuid.uuid4().hex
         doc = {"direction": direction, "run": run, "status": "running", "checksum": checksum, "started_at": now_iso(), **whoami()}
+        if rolls_back:
+            doc["rolls_back"] = rolls_back
         self.records.put(f"step/{rev}", doc)
         if self.mirror:
             self.mirror.on_step(rev, direction, doc["started_at"])
