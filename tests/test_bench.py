@@ -18,6 +18,7 @@ RUNS = {
     "bench_backfill.py": ["--points", "200", "--rounds", "1", "--latency", "0.01"],
     "bench_memory.py": ["--sizes", "200", "400"],
     "bench_embed.py": ["--texts", "100", "--repeats", "1"],
+    "bench_quality.py": ["--points", "500", "--sample", "20", "--linear-sample", "200"],
 }
 
 

