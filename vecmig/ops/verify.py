@@ -40,7 +40,9 @@ Search quality (``verify``):
   |old ∩ new| / k, averaged. Queries are explicit (``queries``) or rendered with the ``query``
   template (default ``text``) from the payload of ``sample`` source points drawn uniformly with a
   fixed seed. Without ``old_embedder`` a sampled point queries the old vector with its own stored
-  old vector ("query by example"), so overlap needs no old model at hand.
+  old vector ("query by example"), so overlap needs no old model at hand. A sampled point is left
+  out of both of its lists: it is its own nearest neighbour in both spaces, and counting it would
+  add 1/k to every score whatever the models.
 * recall@k on a golden set (``golden``: ``[{query, relevant: [ids]}]``, inline or a JSONL file next
   to the revision): |top-k ∩ relevant| / min(k, |relevant|), averaged over the queries.
 
@@ -535,10 +537,18 @@ class Verify(Op):
         old_queries = old.embed_queries(texts) if old is not None else [p.vectors[self.old_vector] for p in points]
         new_queries = new.embed_queries(texts)
         new_filter = None if target is not None else self.filter
+        # a sampled point is its own nearest neighbour in both spaces: it is left out of both lists
+        selves = [None] * len(texts) if self.queries else [point_key(p.id) for p in points]
+        limit = self.k if self.queries else self.k + 1
+
+        def top(collection, vector, query, flt, self_id):
+            hits = [point_key(h[0]) for h in backend.search(collection, vector, as_list(query), limit=limit, filter=flt)]
+            return [i for i in hits if i != self_id][: self.k]
+
         scores = []
-        for old_q, new_q in zip(old_queries, new_queries):
-            before = [h[0] for h in backend.search(source, self.old_vector, as_list(old_q), limit=self.k, filter=self.filter)]
-            after = [h[0] for h in backend.search(target or source, self.vector, as_list(new_q), limit=self.k, filter=new_filter)]
+        for self_id, old_q, new_q in zip(selves, old_queries, new_queries):
+            before = top(source, self.old_vector, old_q, self.filter, self_id)
+            after = top(target or source, self.vector, new_q, new_filter, self_id)
             if before:
                 scores.append(len(set(before) & set(after)) / min(self.k, len(before)))
         return mean(scores), len(scores), how
