@@ -14,22 +14,17 @@ bench/RESULTS.md, section "Embedders" (other sections are kept)."""
 from __future__ import annotations
 
 import argparse
-import os
-import platform
-import re
 import subprocess
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import common  # noqa: E402  (puts the project on sys.path too)
 from vecmig.embed import close_embedders, create_embedder  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 SECTION = "Embedders"
 OVERHEAD_TARGET = 0.05
 
@@ -151,8 +146,7 @@ def onnx_rows(texts: list[str], batch_sizes: list[int], repeats: int) -> list[tu
 
 def render(rows, overheads, n_static, n_http, n_onnx) -> str:
     lines = [
-        f"Run {date.today().isoformat()} on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()} "
-        f"(`.venv/bin/python bench/bench_embed.py`). Texts of 6-30 words; best of the repeats; "
+        common.header(".venv/bin/python bench/bench_embed.py") + " Texts of 6-30 words; best of the repeats; "
         f"{n_static} texts for the static model, {n_http} over HTTP, {n_onnx} for MiniLM.",
         "",
         "| provider | batch size | concurrency | texts/s |",
@@ -174,18 +168,6 @@ def render(rows, overheads, n_static, n_http, n_onnx) -> str:
         "measured around a model that costs nothing, so it has none: that is vecmig's real cost per batch.",
     ]
     return "\n".join(lines) + "\n"
-
-
-def write_section(body: str, path: Path = RESULTS) -> None:
-    """Replace (or add) the `## Embedders` section of RESULTS.md, keeping every other section."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    block = f"## {SECTION}\n\n{body}"
-    pattern = re.compile(rf"^## {SECTION}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: block + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    path.write_text(text, encoding="utf-8")
 
 
 def main() -> int:
@@ -210,8 +192,8 @@ def main() -> int:
     print(f"vecmig's layer costs at most {worst:.2%} of the model's time per batch ({verdict} the {OVERHEAD_TARGET:.0%} target); "
           f"worst paired end-to-end ratio {paired:+.1%}")
     if not args.no_write:
-        write_section(body)
-        print(f"written to {RESULTS}")
+        common.write_section(SECTION, body)
+        print(f"written to {common.RESULTS}")
     return 0 if worst < OVERHEAD_TARGET else 1
 
 
