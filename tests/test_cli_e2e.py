@@ -345,3 +345,37 @@ def test_rollback_undoes_an_upgrade_stopped_by_a_failed_gate_and_the_store_is_ba
     path.write_text(path.read_text().replace("filter: {must: [{key: kind, match: {value: a}}]}", "vectors: {v: v}"))
     project.run("upgrade", "head")  # a fresh run of the fixed revision
     assert status(project)["heads"] == ["ccc333"] and count(project, "products_v2") == 2
+
+
+def killed_after_applying_op_0(project, rev_id: str) -> None:
+    """The store as a run killed between applying op 0 of ``rev_id`` and journaling it leaves it."""
+    from vecmig.command import open_store, script_directory
+
+    cfg = project.config()
+    rev = script_directory(cfg).get_revision(rev_id)
+    op = rev.upgrade_ops(cfg)[0]
+    with open_store(cfg) as (backend, state):
+        state.ensure()
+        run, _ = state.begin_step(rev_id, "up", rev.checksum)
+        state.record_op(rev_id, "up", 0, {"run": run, "op": op.op_name, "checksum": rev.checksum, "status": "started"})
+        backend.create_collection(op.spec())
+
+
+@pytest.mark.parametrize("way_out", ["upgrade", "rollback"])
+def test_an_op_applied_by_a_killed_run_but_never_journaled_is_found_in_the_store(project, way_out):
+    linear(project)
+    killed_after_applying_op_0(project, "aaa111")
+    if way_out == "upgrade":  # resumes: the collection is there, so create_collection is taken as done
+        out = project.run("upgrade", "head").stdout
+        assert "(resuming)" in out and "applied by the interrupted run, found in the store" in out
+        assert status(project)["heads"] == ["bbb222"] and count(project, "products_v1") == 2
+        project.run("downgrade", "base", "--yes")  # its reverse needs no journaled undo data
+    else:  # undone: the collection the killed run created is dropped too
+        plan = json.loads(project.run("rollback", "--plan", "--json").stdout)
+        assert [op.split("(")[0] for op in plan["steps"][0]["ops"]] == ["drop_collection"]
+        project.run("rollback", "--yes")
+        assert status(project)["heads"] == []
+        project.run("upgrade", "head")  # a fresh run creates it again
+    from tests.conftest import store_snapshot
+
+    assert set(store_snapshot(project.config())["collections"]) <= {"products_v1", "vecmig_state"}

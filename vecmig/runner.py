@@ -34,8 +34,10 @@ class Step:
     revision: object
     direction: str
     ops: list[Op]
-    #: the run id of the interrupted upgrade this step undoes (a rollback step), else None
-    rolls_back: str | None = None
+    #: a rollback step: ``{"run": the interrupted upgrade's run id, "undoes": [its op indexes, last first]}``
+    rolls_back: dict | None = None
+    #: ops a killed run applied but never journaled done, found applied in the live store
+    found_applied: set[int] = field(default_factory=set)
 
     @property
     def label(self) -> str:
@@ -119,6 +121,16 @@ def journaled_done(state: StateStore, step: Step) -> set[int]:
     return done
 
 
+def started_not_done(state: StateStore, step: Step, done: set[int]) -> int | None:
+    """The op an interrupted run of this step started (or failed) without journaling it done."""
+    record = state.step(step.revision.revision)
+    pending = min(set(range(len(step.ops))) - done, default=None)
+    if pending is None or not record or record.get("status") != "running" or record.get("direction") != step.direction:
+        return None
+    entry = state.journal_entry(step.revision.revision, step.direction, pending) or {}
+    return pending if entry.get("run") == record["run"] and entry.get("status") in ("started", "failed") else None
+
+
 def interrupted_upgrades(script, state: StateStore) -> dict[str, dict]:
     """Revisions whose upgrade stopped half-way (not applied, step record still running) -> record."""
     applied = script.graph.applied(state.heads())
@@ -127,21 +139,26 @@ def interrupted_upgrades(script, state: StateStore) -> dict[str, dict]:
             and (record.get("direction") == UP or record.get("rolls_back"))}
 
 
-def rollback_ops(rev, up_run: str, state: StateStore, config) -> list[Op]:
-    """The reverse of each op the upgrade run ``up_run`` of ``rev`` finished, last first."""
+def rollback_ops(rev, up_run: str, state: StateStore, config, view: SchemaView, undoes: list[int] | None = None) -> tuple[list[int], list[Op]]:
+    """The upgrade ops a rollback of the run ``up_run`` undoes (their indexes, last first) and their
+    reverses: each op the run finished, and the op it was killed in when ``view`` (the live store)
+    shows that op's effect. ``undoes``: the choice a resumed rollback made when it began."""
+    upgrade = rev.upgrade_ops(config)
+    entries = [state.journal_entry(rev.revision, UP, i) or {} for i in range(len(upgrade))]
+    if undoes is None:
+        undoes = [i for i in reversed(range(len(upgrade))) if entries[i].get("run") == up_run and (
+            entries[i].get("status") == "done" or (entries[i].get("status") in ("started", "failed") and upgrade[i].found_applied(view)))]
     ops = []
-    for i, op in reversed(list(enumerate(rev.upgrade_ops(config)))):
-        entry = state.journal_entry(rev.revision, UP, i) or {}
-        if entry.get("run") != up_run or entry.get("status") != "done":
-            continue
-        undo_op = op.reverse(entry.get("undo"))
+    for i in undoes:
+        finished = entries[i].get("status") == "done"
+        undo_op = upgrade[i].reverse(entries[i].get("undo") if finished else None)
         if undo_op is None:
             raise PlanError(
-                f"{shown_path(rev.path)}: upgrade[{i}] {op.op_name} can't be undone ({op.irreversible or 'it has no reverse'}): "
+                f"{shown_path(rev.path)}: upgrade[{i}] {upgrade[i].op_name} can't be undone ({upgrade[i].irreversible or 'it has no reverse'}): "
                 "finish the revision with `vecmig upgrade` instead"
             )
         ops.append(undo_op)
-    return ops
+    return undoes, ops
 
 
 def make_rollback_plan(script, state: StateStore, backend, config) -> Plan:
@@ -152,11 +169,12 @@ def make_rollback_plan(script, state: StateStore, backend, config) -> Plan:
     view = SchemaView.from_backend(backend, exclude={state.name})
     for rev_id, record in interrupted_upgrades(script, state).items():
         rev = script.get_revision(rev_id)
-        up_run = record.get("rolls_back") or record["run"]
+        begun = record.get("rolls_back") or {"run": record["run"]}  # a resumed rollback keeps its choice
         try:
-            step = Step(rev, DOWN, rollback_ops(rev, up_run, state, config), rolls_back=up_run)
+            undoes, ops = rollback_ops(rev, begun["run"], state, config, view, begun.get("undoes"))
         except PlanError as e:
             raise PlanError(f"rollback: {e}") from None
+        step = Step(rev, DOWN, ops, rolls_back={"run": begun["run"], "undoes": undoes})
         done = journaled_done(state, step)
         for i, op in enumerate(step.ops):
             if i in done:
@@ -228,11 +246,15 @@ def make_plan(script, state: StateStore, backend, config, direction: str, target
     for rev in path:
         step = Step(rev, direction, step_ops(rev, direction, state, config))
         done = journaled_done(state, step)
+        pending = started_not_done(state, step, done)
         for i, op in enumerate(step.ops):
             if i in done:  # applied by an interrupted run: the live view already shows it
                 continue
             try:
                 op.use_dimensions(probe_embedders(op, view, config, plan, state))
+                if i == pending and op.found_applied(view):  # killed between applying and journaling it
+                    step.found_applied.add(i)
+                    continue
                 op.validate(view, backend)
             except PlanError as e:
                 raise PlanError(f"{shown_path(rev.path)}: {direction}grade[{i}] {e}") from None
@@ -295,6 +317,13 @@ class Runner:
             entry = self.state.journal_entry(rev.revision, direction, i)
             if resumed and entry and entry.get("run") == run and entry.get("status") == "done":
                 self.out.line(f"  = {op.describe()} (already done)")
+                continue
+            if resumed and i in step.found_applied:
+                self.state.record_op(rev.revision, direction, i, {
+                    "run": run, "op": op.op_name, "checksum": rev.checksum, "status": "done", "finished_at": now_iso(),
+                    "undo": None, "found_applied": True,
+                })
+                self.out.line(f"  = {op.describe()} (applied by the interrupted run, found in the store)")
                 continue
             self._run_op(step, i, op, run)
             if self.state.lease:

@@ -78,9 +78,9 @@ class StateStore:
             return {}
         return {k.split("/", 1)[1]: v for k, v in self.records.scan("step").items()}
 
-    def begin_step(self, rev: str, direction: str, checksum: str, *, rolls_back: str | None = None) -> tuple[str, bool]:
-        """The run id of this step and whether it resumes an interrupted one. ``rolls_back``: the run
-        id of the interrupted upgrade this (down) step undoes."""
+    def begin_step(self, rev: str, direction: str, checksum: str, *, rolls_back: dict | None = None) -> tuple[str, bool]:
+        """The run id of this step and whether it resumes an interrupted one. ``rolls_back``: what a
+        (down) step that undoes an interrupted upgrade undoes (``Step.rolls_back``), kept for its resume."""
         step = self.step(rev)
         if step and step.get("status") == "running" and step.get("direction") == direction:
             if self.mirror:

@@ -42,6 +42,9 @@ class CreateAlias(Op):
     def forward(self, view):
         view.aliases[self.alias] = self.collection
 
+    def found_applied(self, view):
+        return view.aliases.get(self.alias) == self.collection
+
     def apply(self, ctx):
         ctx.backend.create_alias(self.alias, self.collection)
 

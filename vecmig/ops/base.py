@@ -98,6 +98,12 @@ class Op:
     def forward(self, view: SchemaView) -> None:
         """Move the plan-time view forward as if the op had run."""
 
+    def found_applied(self, view: SchemaView) -> bool:
+        """Whether the live store already shows this op's effect. Asked only of the op a killed run
+        started but never journaled done: an op whose effect is plain to see (a collection, a vector,
+        an index, an alias that exists) is then taken as done instead of failing as a duplicate."""
+        return False
+
     def describe(self) -> str:
         args = ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in self.params().items())
         return f"{self.op_name}({args})"

@@ -73,6 +73,11 @@ class CreateCollection(Op):
     def forward(self, view):
         view.collections[self.name] = self.spec()
 
+    def found_applied(self, view):
+        have, want = view.collections.get(self.name), self.spec()
+        return have is not None and set(have.vector_names()) == set(want.vector_names()) and all(
+            n in have.vectors and (not v.size or have.vectors[n].size == v.size) for n, v in want.vectors.items())
+
     def apply(self, ctx):
         ctx.backend.create_collection(self.spec())
 

@@ -24,6 +24,10 @@ class CreatePayloadIndex(Op):
     def forward(self, view):
         view.collections[view.resolve(self.collection)].payload_indexes[self.field] = self.type
 
+    def found_applied(self, view):
+        real = view.resolve(self.collection)
+        return real is not None and view.collections[real].payload_indexes.get(self.field) == self.type
+
     def apply(self, ctx):
         ctx.backend.create_payload_index(self.collection, self.field, self.type)
 

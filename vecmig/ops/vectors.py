@@ -58,6 +58,11 @@ class AddVector(Op):
         target = coll.sparse_vectors if self.sparse else coll.vectors
         target[self.name] = spec
 
+    def found_applied(self, view):
+        real = view.resolve(self.collection)
+        coll = view.collections[real] if real is not None else None
+        return coll is not None and self.name in (coll.sparse_vectors if self.sparse else coll.vectors)
+
     def apply(self, ctx):
         ctx.backend.add_vector(self.collection, self.name, self.spec())
 
