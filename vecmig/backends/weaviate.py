@@ -13,6 +13,7 @@ translation (ids, payloads, vectors) in ``weaviate_points``, the state collectio
 from __future__ import annotations
 
 import contextlib
+import time
 import uuid
 import warnings
 from typing import Any, Iterator
@@ -48,6 +49,10 @@ DROP_STRATEGY = "create a new collection without the vector, copy the points int
 #: points per gRPC batch request, and ids per delete/retrieve request
 BATCH_SIZE = 200
 IDS_PER_REQUEST = 1000
+#: seconds between the tries of a write Weaviate refused for a moment (None: the last try): while it
+#: updates a collection's vector indexes (adding a named vector does) its shards are read-only, and
+#: an object written at the same moment as a batch delete can fail that delete
+WRITE_RETRY_PAUSES = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, None)
 #: objects per cursor page in long scans (Weaviate's cursor pages are cheap: moderate pages suffice)
 SCAN_PAGE = 500
 MIN_VERSION = {"aliases": (1, 32, 0), "add_vector": (1, 31, 0), "multivectors": (1, 29, 0)}
@@ -421,15 +426,17 @@ class WeaviateBackend(Backend):
             existing = self._existing(col, [o.uuid for o in objects], what)
             for obj in objects:
                 if obj.uuid not in existing:
-                    self._create(col, obj, what)
+                    self._retried(what, lambda obj=obj: self._create(col, obj, what))
             return
-        for start in range(0, len(objects), BATCH_SIZE):
-            chunk = objects[start : start + BATCH_SIZE]
-            with self._errors(what):
-                result = col.data.insert_many(chunk)
+
+        def insert(start: int, chunk: list) -> None:
+            result = col.data.insert_many(chunk)
             if result.has_errors:
                 index, error = min(result.errors.items())
                 raise BackendError(f"{what}: point {points[start + index].id!r}: {error.message} ({len(result.errors)} of {len(chunk)} points in the batch failed)")
+
+        for start in range(0, len(objects), BATCH_SIZE):
+            self._retried(what, lambda start=start: insert(start, objects[start : start + BATCH_SIZE]))
 
     def _create(self, col, obj, what: str) -> None:
         """Create one object; an id that exists by now (written by someone else) is left alone."""
@@ -471,13 +478,15 @@ class WeaviateBackend(Backend):
             if obj is None or (only_if_missing is not None and has_vector(obj, only_if_missing)):
                 continue  # deleted since it was read, or the application wrote the vector already
             properties = payload_in(point.payload, f"{what}: point {point.id!r}") or None
-            try:
-                col.data.update(uuid=key, properties=properties, vector=vectors_in(point, shapes, what))
-            except Exception as e:
-                if _status(e) == 404:
-                    continue
-                with self._errors(what):
-                    raise
+            self._retried(what, lambda key=key, properties=properties, point=point: self._patch(col, key, properties, vectors_in(point, shapes, what)))
+
+    def _patch(self, col, key: uuid.UUID, properties, vectors) -> None:
+        """Update one object's properties and named vectors; one deleted meanwhile is left alone."""
+        try:
+            col.data.update(uuid=key, properties=properties, vector=vectors)
+        except Exception as e:
+            if _status(e) != 404:
+                raise
 
     def delete(self, collection: str, ids: list[int | str]) -> None:
         what = f"delete from {collection!r}"
@@ -486,10 +495,14 @@ class WeaviateBackend(Backend):
         col = self._collection(collection)
         for start in range(0, len(uuids), IDS_PER_REQUEST):
             chunk = uuids[start : start + IDS_PER_REQUEST]
-            with self._errors(what):
-                result = col.data.delete_many(where=wvc.query.Filter.by_id().contains_any(chunk))
-            if result.failed:
-                raise BackendError(f"{what}: {result.failed} of {len(chunk)} deletes failed")
+
+            def delete_chunk(chunk=chunk) -> None:
+                result = col.data.delete_many(where=wvc.query.Filter.by_id().contains_any(chunk), verbose=True)
+                if result.failed:
+                    reason = next((o.error for o in result.objects or [] if not o.successful and o.error), None)
+                    raise BackendError(f"{what}: {result.failed} of {len(chunk)} deletes failed" + (f": {reason}" if reason else ""))
+
+            self._retried(what, delete_chunk, always=True)  # deleting is idempotent: any failure is tried again
 
     def retrieve(self, collection: str, ids: list[int | str], with_vectors: bool = False) -> list[Point]:
         _, wvc = client_library()
@@ -632,6 +645,19 @@ class WeaviateBackend(Backend):
         if spec.name == collection:
             self._shapes[collection] = shapes
         return shapes
+
+    def _retried(self, what: str, write, *, always: bool = False):
+        """``write()`` with client errors as BackendError, tried again while Weaviate refuses it for a
+        moment (``WRITE_RETRY_PAUSES``): a read-only store during an index update, or any failure when
+        ``always`` (an idempotent write)."""
+        for pause in WRITE_RETRY_PAUSES:
+            try:
+                with self._errors(what):
+                    return write()
+            except BackendError as e:
+                if pause is None or not (always or "read-only" in str(e)):
+                    raise
+            time.sleep(pause)
 
     @contextlib.contextmanager
     def _errors(self, what: str, *, missing: str | None = None) -> Iterator[None]:
