@@ -434,3 +434,167 @@ def test_wrong_or_missing_api_key_is_one_clear_line_without_the_key(tmp_path, fa
     with pytest.raises(BackendError, match=r"wants an api key \(HTTP 401\): set `api_key` in vecmig.ini"):
         connect(config(tmp_path, f"qdrant://127.0.0.1:{port}", api_key=None))
     connect(config(tmp_path, f"qdrant://127.0.0.1:{port}", api_key="right-key")).close()
+
+
+# vector writes racing deletes on a server -------------------------------------------------------
+
+
+class FakeQdrantPoints(FakeQdrant):
+    """A Qdrant server's point semantics for one collection ``c``: retrieve, and ``points/batch`` with
+    ``set_payload`` / ``update_vectors``, where an id that is gone writes the others, then fails the
+    whole request with 404 "No point with id N found", as Qdrant does. ``hooks[(kind, n)]`` runs just
+    before the n-th request of that kind ("batch", "retrieve"): another writer's change landing then."""
+
+    version = "1.19.0"
+    store: dict = {}
+    hooks: dict = {}
+    calls: dict = {}
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+        path = self.path.split("?")[0].rstrip("/")
+        kind = {"/collections/c/points": "retrieve", "/collections/c/points/batch": "batch"}.get(path)
+        if kind is None:
+            return self.reply(404, {"status": {"error": "Not found: Collection `x` doesn't exist!"}, "time": 0.0})
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+        hook = self.hooks.get((kind, self.calls[kind]))
+        if hook:
+            hook(self.store)
+        if kind == "retrieve":
+            return self.reply(200, {"result": [self.record(i, body) for i in body["ids"] if i in self.store], "status": "ok", "time": 0.0})
+        for op in body["operations"]:
+            missing = self.apply(op)
+            if missing is not None:
+                return self.reply(404, {"status": {"error": f"Not found: No point with id {missing} found"}, "time": 0.0})
+        self.reply(200, {"result": [{"operation_id": 0, "status": "completed"}] * len(body["operations"]), "status": "ok", "time": 0.0})
+
+    def record(self, i, body) -> dict:
+        wanted = body.get("with_vector")
+        vectors = self.store[i]["vector"]
+        if isinstance(wanted, list):
+            vectors = {k: v for k, v in vectors.items() if k in wanted}
+        return {"id": i, "payload": self.store[i]["payload"] if body.get("with_payload") else None, "vector": vectors if wanted else None}
+
+    def apply(self, op: dict):
+        """Apply one operation to the points that exist; the first id that doesn't, or None."""
+        if "set_payload" in op:
+            target = op["set_payload"]
+            if "filter" in target:
+                ids = [i for i in self.store if self.matches(target["filter"], i)]
+            else:
+                ids = target["points"]
+            for i in ids:
+                if i in self.store:
+                    self.store[i]["payload"].update(target["payload"])
+        else:
+            target = op["update_vectors"]
+            ids = [p["id"] for p in target["points"]]
+            for p in target["points"]:
+                if p["id"] in self.store and self.matches(target.get("update_filter"), p["id"]):
+                    self.store[p["id"]]["vector"].update(p["vector"])
+        return next((i for i in ids if i not in self.store), None)
+
+    def matches(self, flt: dict | None, i) -> bool:
+        def holds(cond: dict) -> bool:
+            if "has_id" in cond:
+                return i in cond["has_id"]
+            if "has_vector" in cond:
+                return cond["has_vector"] in self.store[i]["vector"]
+            raise AssertionError(f"condition not emulated: {cond}")
+
+        flt = flt or {}
+        return all(holds(c) for c in flt.get("must") or []) and not any(holds(c) for c in flt.get("must_not") or [])
+
+
+@pytest.fixture
+def points_server(tmp_path):
+    """A connected backend on a FakeQdrantPoints holding points 1..8 of collection ``c``, and that server's handler."""
+    handler = type("Handler", (FakeQdrantPoints,), {
+        "store": {i: {"payload": {"n": i}, "vector": {"old": [1.0, float(i)]}} for i in range(1, 9)},
+        "hooks": {},
+        "calls": {},
+    })
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    b = connect(config(tmp_path, f"qdrant://127.0.0.1:{server.server_address[1]}", api_key=None))
+    yield b, handler
+    b.close()
+    server.shutdown()
+    server.server_close()
+
+
+def filled(i: int) -> Point:
+    return Point(i, {"h": f"hash {i}"}, {"new": [0.5, float(i)]})
+
+
+def test_guarded_vector_write_skips_points_deleted_before_every_retry(points_server):
+    b, server = points_server
+    store = server.store
+    store[8]["vector"]["new"] = [9.0, 9.0]  # the application wrote 8 with its vector meanwhile
+    # another writer deletes a point just before each of the first three requests: between each
+    # re-check and its retry
+    server.hooks.update({("batch", 1): lambda s: s.pop(2), ("batch", 2): lambda s: s.pop(4), ("batch", 3): lambda s: s.pop(6)})
+    b.update_vectors("c", [filled(i) for i in range(1, 9)], only_if_missing="new")
+    assert sorted(store) == [1, 3, 5, 7, 8]  # nothing deleted came back
+    for i in (1, 3, 5, 7):
+        assert store[i]["vector"]["new"] == [0.5, float(i)] and store[i]["payload"] == {"n": i, "h": f"hash {i}"}
+    assert store[8]["vector"]["new"] == [9.0, 9.0] and "h" not in store[8]["payload"]  # guarded: the app's write stays
+    assert server.calls == {"batch": 4, "retrieve": 3}  # each retry one point smaller
+
+
+def test_unguarded_vector_write_skips_deleted_points_and_ends_when_none_is_left(points_server):
+    """The reconcile path (no only_if_missing): a set_payload by id 404s for a deleted point too."""
+    b, server = points_server
+    server.hooks.update({("batch", n): (lambda s: s.pop(min(s))) for n in range(1, 20)})  # a delete before every request
+    b.update_vectors("c", [filled(i) for i in range(1, 9)])
+    assert server.store == {}
+    assert server.calls["batch"] == 8  # one point fewer each round, until none is left
+
+
+def test_vector_write_falls_back_to_one_point_at_a_time_when_no_point_went_missing(points_server):
+    b, server = points_server
+    store = server.store
+
+    def delete_and_write_again(s):  # the id came back (a new point without the vector) before the re-check
+        s[2] = {"payload": {"n": 20}, "vector": {"old": [0.0, 1.0]}}
+
+    server.hooks.update({("batch", 1): lambda s: s.pop(2), ("retrieve", 1): delete_and_write_again, ("batch", 4): lambda s: s.pop(3)})
+    b.update_vectors("c", [filled(i) for i in range(1, 9)], only_if_missing="new")
+    assert sorted(store) == [1, 2, 4, 5, 6, 7, 8]  # 3, deleted before its own write, is skipped
+    for i in (1, 2, 4, 5, 6, 7, 8):
+        assert store[i]["vector"]["new"] == [0.5, float(i)] and store[i]["payload"]["h"] == f"hash {i}"
+    assert server.calls == {"batch": 1 + 8, "retrieve": 1}
+
+
+def test_vector_write_to_a_missing_collection_still_fails(points_server):
+    b, _ = points_server
+    with pytest.raises(BackendError, match=r"writing vectors of 1 points of 'x': Qdrant answered HTTP 404: .*Collection `x` doesn't exist"):
+        b.update_vectors("x", [filled(1)], only_if_missing="new")
+
+
+@pytest.mark.skipif(not SERVER_URL, reason="set VECMIG_TEST_QDRANT_URL (e.g. qdrant://127.0.0.1:6333) to test against a Qdrant server")
+@pytest.mark.parametrize("guard", ["new", None], ids=["guarded", "unguarded"])
+def test_vector_write_on_a_server_skips_points_deleted_between_every_retry(tmp_path, monkeypatch, guard):
+    from qdrant_client import models
+
+    b = connect(config(tmp_path, SERVER_URL))
+    name = n("race")
+    try:
+        b.create_collection(CollectionSpec(name, vectors={"old": VectorSpec(2), "new": VectorSpec(2)}))
+        b.upsert(name, [Point(i, {"n": i}, {"old": [1.0, float(i)]}) for i in range(1, 9)])
+        write, deletes = b.client.batch_update_points, [2, 4, 6]
+
+        def racing(collection, operations, **kwargs):  # another writer's delete lands just before each request
+            if deletes:
+                b.client.delete(collection, models.PointIdsList(points=[deletes.pop(0)]))
+            return write(collection, operations, **kwargs)
+
+        monkeypatch.setattr(b.client, "batch_update_points", racing)
+        b.update_vectors(name, [filled(i) for i in range(1, 9)], only_if_missing=guard)
+        got = {p.id: p for p in b.retrieve(name, list(range(1, 9)), with_vectors=True)}
+        assert sorted(got) == [1, 3, 5, 7, 8] and not deletes
+        assert all(got[i].payload == {"n": i, "h": f"hash {i}"} and "new" in got[i].vectors for i in got)
+    finally:
+        if name in b.list_collections():
+            b.drop_collection(name)
+        b.close()

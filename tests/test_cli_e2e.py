@@ -379,3 +379,85 @@ def test_an_op_applied_by_a_killed_run_but_never_journaled_is_found_in_the_store
     from tests.conftest import store_snapshot
 
     assert set(store_snapshot(project.config())["collections"]) <= {"products_v1", "vecmig_state"}
+
+
+def test_history_i_marks_every_applied_revision(project):
+    linear(project)
+    project.revision("ccc333", "bbb222", "upgrade: []\n", "later")
+    project.run("upgrade", "bbb222")
+    out = project.run("history", "-i").stdout.splitlines()
+    assert "(head)" in out[0] and "(applied)" not in out[0] and "(current)" not in out[0]
+    assert out[1].startswith("aaa111 -> bbb222") and out[1].endswith("(current), seed products")
+    assert out[2].startswith("<base> -> aaa111") and "(applied)" in out[2]
+    assert "(applied)" not in project.run("history").stdout  # without -i the store isn't asked
+
+
+def test_without_a_config_nothing_runs_but_init_and_an_explicit_store(project):
+    linear(project)
+    (project.root / "vecmig.ini").unlink()
+    proc = project.run("history", check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith(f"error: no vecmig.ini in {project.root}")
+    # a store named on the command line (or by VECMIG_URL) with a versions/ folder here is enough
+    project.run("--url", "qdrant+local://store", "upgrade", "head")
+    assert json.loads(project.run("current", "--json", VECMIG_URL="qdrant+local://store").stdout)["heads"] == ["bbb222"]
+    assert not (project.root / ".vecmig").exists()
+    # ... but not without versions/: the folder this runs in isn't a project
+    elsewhere = project.root / "elsewhere"
+    elsewhere.mkdir()
+    proc = project.run("-c", "nowhere/vecmig.ini", "current", check=False)
+    assert proc.returncode == 1 and "nowhere/vecmig.ini: config file not found" in proc.stderr
+    import subprocess
+
+    from tests.conftest import VECMIG
+
+    proc = subprocess.run([VECMIG, "--url", "qdrant+local://store", "current"], cwd=elsewhere, env=project.env(), capture_output=True, text=True)
+    assert proc.returncode == 1 and "no versions/ folder for the store --url or VECMIG_URL names" in proc.stderr
+    assert sorted(p.name for p in elsewhere.iterdir()) == []
+    subprocess.run([VECMIG, "init"], cwd=elsewhere, env=project.env(), check=True, capture_output=True)
+    assert (elsewhere / "vecmig.ini").is_file()
+
+
+def test_init_writes_a_gitignore_for_the_store_and_suggests_the_shipped_embedder(tmp_path):
+    import subprocess
+
+    from tests.conftest import VECMIG
+
+    subprocess.run([VECMIG, "init", "p1"], cwd=tmp_path, check=True, capture_output=True)
+    assert (tmp_path / "p1" / ".gitignore").read_text().splitlines()[-1] == ".vecmig/"
+    ini = (tmp_path / "p1" / "vecmig.ini").read_text()
+    assert "; provider = static\n; model = tokenlearn" in ini and "pip install 'vecmig[static]'" in ini
+    assert "sentence-transformers" not in ini
+    # an existing .gitignore keeps its lines and gets the missing one once
+    (tmp_path / "p2").mkdir()
+    (tmp_path / "p2" / ".gitignore").write_text("*.pyc")
+    subprocess.run([VECMIG, "init", "p2", "--url", "qdrant+local://data/store"], cwd=tmp_path, check=True, capture_output=True)
+    assert (tmp_path / "p2" / ".gitignore").read_text() == "*.pyc\n.vecmig/\ndata/store/\n"
+    (tmp_path / "p3").mkdir()
+    (tmp_path / "p3" / ".gitignore").write_text(".vecmig\n")
+    subprocess.run([VECMIG, "init", "p3"], cwd=tmp_path, check=True, capture_output=True)
+    assert (tmp_path / "p3" / ".gitignore").read_text() == ".vecmig\n"
+
+
+def test_a_python_step_without_reverse_is_irreversible_but_needs_no_consent(project):
+    project.write("versions/ppp111_steps.py", """
+        revision = "ppp111"
+        down_revision = None
+
+        def upgrade(op):
+            op.run(lambda ctx: None, description="note the time")
+            op.run(lambda ctx: None, description="wipe the cache", destructive=True)
+    """)
+    plan = project.run("upgrade", "head", "--plan").stdout
+    assert "    1. run(note the time)" in plan and "  ! 2. run(wipe the cache)" in plan
+    proc = project.run("upgrade", "head", check=False)  # not a terminal: refused without --yes
+    assert proc.returncode == 1 and "this plan deletes data (ppp111: run(wipe the cache))" in proc.stderr
+    project.write("versions/ppp111_steps.py", """
+        revision = "ppp111"
+        down_revision = None
+
+        def upgrade(op):
+            op.run(lambda ctx: None, description="note the time")
+    """)
+    project.run("upgrade", "head")  # irreversible, not destructive: no --yes needed
+    proc = project.run("downgrade", "-1", check=False)
+    assert proc.returncode == 1 and "can't be undone (a custom Python step without `reverse=`)" in proc.stderr

@@ -85,3 +85,51 @@ def test_grpc_port_is_read_from_the_query():
 def test_bad_urls_say_what_to_write(url, message):
     with pytest.raises(ConfigError, match=message):
         parse_url(url)
+
+
+@pytest.mark.parametrize(
+    "name, secret",
+    [("api_key", True), ("QDRANT_API_KEY", True), ("GITHUB_TOKEN", True), ("db_password", True), ("AWS_SECRET_ACCESS_KEY", True),
+     ("tokenizer", False), ("TOKENIZERS_PARALLELISM", False), ("KEYBOARD", False), ("lock_ttl", False)],
+)
+def test_secret_names_are_words_not_substrings(name, secret):
+    from vecmig.config import is_secret
+
+    assert is_secret(name) is secret
+
+
+def test_every_configured_secret_is_redacted_by_value(tmp_path, monkeypatch):
+    from vecmig.config import redact_text
+
+    monkeypatch.setenv("CFG_TEST_DB_PASSWORD", "pw-from-the-env-1")
+    monkeypatch.setenv("CFG_TEST_HOST", "db-host-not-secret")
+    path = write_ini(tmp_path, (
+        "[vecmig]\nurl = qdrant+https://user:pw-in-the-url-2@${CFG_TEST_HOST}:6333\napi_key = literal-key-3\n"
+        "[embedder:x]\nprovider = openai\ntoken = tok-in-a-section-4\nbase_url = http://h/${CFG_TEST_DB_PASSWORD}\n"
+    ))
+    Config.load(path)
+    text = "pw-from-the-env-1 pw-in-the-url-2 literal-key-3 tok-in-a-section-4 db-host-not-secret"
+    assert redact_text(text) == "*** *** *** *** db-host-not-secret"
+
+
+def test_without_a_config_file_the_cli_needs_a_named_store_and_a_versions_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VECMIG_URL", raising=False)
+    monkeypatch.delenv("VECMIG_CONFIG", raising=False)
+    assert Config.load().path is None  # the Python API keeps its defaults
+    with pytest.raises(ConfigError, match=rf"^no vecmig.ini in {tmp_path}: run `vecmig init` here, or pass -c PATH / set VECMIG_CONFIG$"):
+        Config.load(require_file=True)
+    with pytest.raises(ConfigError, match="and no versions/ folder for the store --url or VECMIG_URL names"):
+        Config.load(require_file=True, url="qdrant+memory://")
+    (tmp_path / "versions").mkdir()
+    monkeypatch.setenv("VECMIG_URL", "qdrant+memory://")
+    assert Config.load(require_file=True).url == "qdrant+memory://"
+    assert not (tmp_path / ".vecmig").exists()
+
+
+def test_a_config_path_that_is_a_directory_says_so(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}: is a directory, not a config file: name the ini file inside it \(pass -c {tmp_path}/vecmig.ini\)$"):
+        Config.load(tmp_path)
+    monkeypatch.setenv("VECMIG_CONFIG", str(tmp_path))
+    with pytest.raises(ConfigError, match=rf"set VECMIG_CONFIG={tmp_path}/vecmig.ini"):
+        Config.load()

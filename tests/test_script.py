@@ -303,6 +303,25 @@ def test_call_op_without_reverse_is_irreversible():
     step = CallOp(print)
     assert step.reverse(None) is None and step.irreversible == "a custom Python step without `reverse=`"
     assert step.describe() == "run(print)"
+    assert not step.destructive  # can't be undone, but that doesn't make it delete data
+
+
+def test_call_op_is_destructive_only_when_it_says_so():
+    needs_op("drop_collection")
+    op = Operations(where="f: upgrade")
+    op.run(print)
+    op.run(print, destructive=True)
+    op.drop_collection(name="old")
+    assert [o.destructive for o in op.ops] == [False, True, True]
+
+
+def test_a_python_revision_with_a_coding_line_may_use_that_encoding(tmp_path):
+    path = tmp_path / "a_latin.py"
+    path.write_bytes(b"# -*- coding: latin-1 -*-\nrevision = 'a'\ndown_revision = None\nmessage = 'caf\xe9'\ndef upgrade(op):\n    pass\n")
+    assert load_revision(path).message == "caf\u00e9"
+    path.write_bytes(b"revision = 'a'\ndown_revision = None\nmessage = 'caf\xe9'\ndef upgrade(op):\n    pass\n")
+    with pytest.raises(ScriptError, match=r"a_latin.py: not UTF-8 \(byte 0xe9 at offset 50, line 3\): save it as UTF-8$"):
+        load_revision(path)
 
 
 # -- the versions folder ----------------------------------------------------------------------------
@@ -363,7 +382,7 @@ def test_generate_with_several_heads_asks_for_head_or_merge(cfg):
     script = ScriptDirectory(cfg)
     script.generate_revision("root", rev_id="r")
     script.generate_revision("left", rev_id="l", head="r")
-    script.generate_revision("right", rev_id="rr", head="r")
+    script.generate_revision("right", rev_id="rr", head="r", splice=True)  # r is no longer a head: a new branch
     with pytest.raises(GraphError, match=r"^multiple heads \(l, rr\): pass --head with one of them \(or --head base for a new line\), or join them first with `vecmig merge heads`$"):
         script.generate_revision("next")
     assert script.generate_revision("on left", head="l", rev_id="l2").down_revisions == ("l",)
@@ -374,7 +393,7 @@ def test_merge_joins_the_heads_into_one(cfg):
     script = ScriptDirectory(cfg)
     script.generate_revision("root", rev_id="r")
     script.generate_revision("left", rev_id="l", head="r")
-    script.generate_revision("right", rev_id="rr", head="r")
+    script.generate_revision("right", rev_id="rr", head="r", splice=True)  # r is no longer a head: a new branch
     merge = script.merge(message="join", rev_id="m")
     assert merge.down_revisions == ("l", "rr") and ScriptDirectory(cfg).graph.heads == ["m"]
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import traceback
+from contextlib import contextmanager
 
 import click
 
@@ -41,18 +43,52 @@ class State:
     def config(self):
         from vecmig.config import Config
 
-        cfg = Config.load(self.config_path, url=self.url, x=self.x)
+        cfg = Config.load(self.config_path, url=self.url, x=self.x, require_file=True)
         if self.lock_timeout is not None:
             cfg.lock_timeout = self.lock_timeout
         return cfg
 
 
 def emit(data, as_json: bool, text) -> None:
-    """Print ``data`` as JSON or through ``text(data)``."""
+    """Print ``data`` as JSON or through ``text(data)``. JSON is printed under ``-q`` too: it is
+    the result the caller asked for."""
     if as_json:
-        click.echo(json.dumps(data, indent=2, default=str))
+        click.echo(json.dumps(data, indent=2, default=str), file=getattr(sys.stdout, "loud", None))
     else:
         text(data)
+
+
+class _Quiet:
+    """stdout under ``-q``: what is written goes nowhere; ``loud`` is the stream underneath."""
+
+    def __init__(self, stream):
+        self.loud = stream
+
+    def write(self, text) -> int:
+        return len(text)
+
+    def writelines(self, lines) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def __getattr__(self, name):
+        if name == "buffer":  # writers that find the bytes underneath would print after all
+            raise AttributeError(name)
+        return getattr(self.loud, name)
+
+
+@contextmanager
+def _loud():
+    """Print even under ``-q`` (a question the user must see to answer)."""
+    quiet = sys.stdout
+    if isinstance(quiet, _Quiet):
+        sys.stdout = quiet.loud
+    try:
+        yield
+    finally:
+        sys.stdout = quiet
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
@@ -64,9 +100,10 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print machin
 @click.option("-x", "x_args", multiple=True, metavar="KEY=VALUE", help="Values for Python revision files (op.x). Repeatable.")
 @click.option("--lock-timeout", type=float, metavar="SECONDS", help="Wait this long for another runner's lock (default: lock_timeout in the config, 0).")
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Print nothing on stdout but --json results; errors still go to stderr.")
 @click.version_option(__version__, prog_name="vecmig")
 @click.pass_context
-def cli(ctx, config_path, url, x_args, lock_timeout, debug):
+def cli(ctx, config_path, url, x_args, lock_timeout, debug, quiet):
     """Migrations-as-code for vector databases (Qdrant, Weaviate).
 
     Revision files in versions/ declare collections and operations; `vecmig upgrade` applies them
@@ -74,6 +111,14 @@ def cli(ctx, config_path, url, x_args, lock_timeout, debug):
     """
     ctx.obj = State(config_path, url, _parse_x(x_args), lock_timeout)
     ctx.meta["debug"] = debug
+    if quiet and not isinstance(sys.stdout, _Quiet):
+        loud = sys.stdout
+        sys.stdout = _Quiet(loud)
+
+        def restore():
+            sys.stdout = loud
+
+        ctx.call_on_close(restore)
 
 
 def _cmd():
@@ -97,16 +142,17 @@ def init(directory, store_url):
 @cli.command()
 @click.option("-m", "--message", required=True, help="What the revision does.")
 @click.option("--template", "-t", default="blank", show_default=True, help="Template name (see list-templates).")
-@click.option("--head", default="head", show_default=True, help="Parent revision: head, base (new branch), label@head or an id.")
-@click.option("--depends-on", multiple=True, help="Revision this one depends on (repeatable).")
+@click.option("--head", default="head", show_default=True, help="Parent revision: head, base (new line), label@head or an id.")
+@click.option("--splice", is_flag=True, help="Allow a --head that is not a head: a new branch starts there.")
+@click.option("--depends-on", multiple=True, help="Revision or branch label this one depends on (repeatable).")
 @click.option("--rev-id", help="Use this id instead of a random one.")
 @click.option("--branch-label", multiple=True, help="Label for a new branch (repeatable).")
 @click.option("--var", "variables", multiple=True, metavar="KEY=VALUE", help="Extra template variable (repeatable).")
 @click.pass_obj
-def revision(obj, message, template, head, depends_on, rev_id, branch_label, variables):
+def revision(obj, message, template, head, splice, depends_on, rev_id, branch_label, variables):
     """Write a new revision file in versions/."""
     rev = _cmd().revision(obj.config(), message, template=template, head=head, depends_on=depends_on, rev_id=rev_id,
-                          branch_labels=branch_label, **_parse_x(variables))
+                          branch_labels=branch_label, splice=splice, **_parse_x(variables))
     click.echo(f"Generated {rev.path}")
 
 
@@ -122,12 +168,22 @@ def list_templates(obj, as_json):
 @cli.command()
 @click.argument("revisions", nargs=-1)
 @click.option("-m", "--message", default="merge", show_default=True)
-@click.option("--rev-id")
+@click.option("--rev-id", help="Use this id instead of a random one.")
+@click.option("--branch-label", multiple=True, help="Label for the merge revision (repeatable).")
+@click.option("--splice", is_flag=True, help="Allow revisions that are not heads.")
 @click.pass_obj
-def merge(obj, revisions, message, rev_id):
+def merge(obj, revisions, message, rev_id, branch_label, splice):
     """Write a revision that merges several heads (default: all)."""
-    rev = _cmd().merge(obj.config(), revisions or ("heads",), message=message, rev_id=rev_id)
+    rev = _cmd().merge(obj.config(), revisions or ("heads",), message=message, rev_id=rev_id, branch_labels=branch_label, splice=splice)
     click.echo(f"Generated {rev.path}")
+
+
+@cli.command()
+@click.argument("rev")
+@click.pass_obj
+def edit(obj, rev):
+    """Open a revision file in $EDITOR: an id, a label, label@head, heads, or current (the store's)."""
+    _cmd().edit(obj.config(), rev)
 
 
 # -- migrating --------------------------------------------------------------------------------------
@@ -139,7 +195,7 @@ def _print_plan(plan, store: str = "") -> None:
     for step in plan.steps:
         click.echo(step.label)
         for i, op in enumerate(step.ops, 1):
-            flag = "  !" if op.irreversible else "   "
+            flag = "  !" if op.destructive else "   "
             click.echo(f"{flag} {i}. {op.describe()}")
     for name, fp in plan.embedders.items():
         shape = "sparse" if fp.get("sparse") else f"{fp['dimension']}-d"
@@ -156,8 +212,9 @@ def _confirm(yes: bool):
             return True
         if not sys.stdin.isatty():
             raise VecmigError(f"this plan deletes data ({doomed[0]}{' and more' if len(doomed) > 1 else ''}): check it with --plan, then re-run with --yes")
-        _print_plan(plan)
-        return click.confirm("This deletes data (ops marked !). Go ahead?", default=False)
+        with _loud():
+            _print_plan(plan)
+            return click.confirm("This deletes data (ops marked !). Go ahead?", default=False)
 
     return ask
 
@@ -173,9 +230,9 @@ def _migrate_command(name, direction_help):
     return decorator
 
 
-@_migrate_command("upgrade", "Apply revisions up to TARGET (head, heads, +N, an id, label@head).")
+@_migrate_command("upgrade", "Apply revisions up to TARGET (head, heads, +N, an id, a label, label@head, label@+N, ID+N).")
 @click.argument("target", default="head")
-@click.option("--accept-checksums", is_flag=True, help="Accept applied revision files that changed since.")
+@click.option("--accept-checksums", is_flag=True, help="Go on with revision files that changed since they were applied, or since their interrupted upgrade began (when what already ran is unchanged).")
 @click.pass_obj
 def upgrade(obj, target, plan_only, yes, as_json, accept_checksums):
     from vecmig.progress import Reporter
@@ -185,7 +242,7 @@ def upgrade(obj, target, plan_only, yes, as_json, accept_checksums):
     _after_migrate(plan, plan_only, as_json)
 
 
-@_migrate_command("downgrade", "Undo revisions down to TARGET (-1, -N, base, an id, label@base).")
+@_migrate_command("downgrade", "Undo revisions down to TARGET (-1, -N, base, an id, a label, label@-N, label@base, ID-N, ID+N).")
 @click.argument("target")
 @click.pass_obj
 def downgrade(obj, target, plan_only, yes, as_json):
@@ -215,20 +272,36 @@ def _after_migrate(plan, plan_only, as_json):
 
 
 @cli.command()
-@click.argument("target")
-@click.option("--purge", is_flag=True, help="Ignore the store's current heads (they may be unknown).")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--purge", is_flag=True, help="Replace every head, and ignore the recorded ones (they may be unknown).")
+@click.option("--plan", "plan_only", is_flag=True, help="Show the heads it would record and what would count as applied; write nothing.")
+@json_option
 @click.pass_obj
-def stamp(obj, target, purge):
-    """Set the store's revision without running any op (adopt an existing store)."""
-    result = _cmd().stamp(obj.config(), target, purge=purge)
-    click.echo(f"Stamped: {', '.join(result['heads_before']) or 'base'} -> {', '.join(result['heads']) or 'base'}")
+def stamp(obj, targets, purge, plan_only, as_json):
+    """Set the store's revision without running any op (adopt an existing store).
+
+    Each TARGET replaces only the heads on its own lines (`stamp A B` for several lines)."""
+    result = _cmd().stamp(obj.config(), targets, purge=purge, plan_only=plan_only)
+
+    def text(r):
+        moved = f"{', '.join(r['heads_before']) or 'base'} -> {', '.join(r['heads']) or 'base'}"
+        if not plan_only:
+            click.echo(f"Stamped: {moved}")
+            return
+        click.echo(f"Heads: {moved}")
+        click.echo(f"Counted as applied: {', '.join(r['applied']) or 'nothing new'}")
+        click.echo(f"No longer counted as applied: {', '.join(r['unapplied']) or 'nothing'}")
+        click.echo("(plan only: nothing was written)")
+
+    emit(result, as_json, text)
 
 
 # -- reading ----------------------------------------------------------------------------------------
 
 def _rev_line(r: dict) -> str:
     parents = ", ".join(r["down_revision"]) or "<base>"
-    marks = "".join([" (head)" if r.get("is_head") else "", " (current)" if r.get("current") else ""])
+    applied = " (current)" if r.get("current") else " (applied)" if r.get("applied") else ""
+    marks = "".join([" (head)" if r.get("is_head") else "", applied])
     labels = f" ({', '.join(r['branch_labels'])})" if r.get("branch_labels") else ""
     return f"{parents} -> {r['revision']}{labels}{marks}, {r['message']}"
 
@@ -255,7 +328,7 @@ def current(obj, check_heads, as_json):
 
 
 @cli.command()
-@click.option("-r", "--rev-range", metavar="RANGE", help="e.g. base:head, abc1:, :abc1, current:head.")
+@click.option("-r", "--rev-range", metavar="RANGE", help="e.g. base:head, abc1:, :abc1, current:head, label:, label@base:label@head.")
 @click.option("-v", "--verbose", is_flag=True, help="Show paths, labels and dependencies.")
 @click.option("-i", "--indicate-current", is_flag=True, help="Ask the store which revisions are applied.")
 @json_option
@@ -278,11 +351,12 @@ def history(obj, rev_range, verbose, indicate_current, as_json):
 
 
 @cli.command()
+@click.option("--resolve-dependencies", is_flag=True, help="Leave out heads that another revision depends on.")
 @json_option
 @click.pass_obj
-def heads(obj, as_json):
+def heads(obj, resolve_dependencies, as_json):
     """The script's head revisions."""
-    emit(_cmd().heads(obj.config()), as_json, lambda rows: [click.echo(_rev_line(r)) for r in rows])
+    emit(_cmd().heads(obj.config(), resolve_dependencies=resolve_dependencies), as_json, lambda rows: [click.echo(_rev_line(r)) for r in rows])
 
 
 @cli.command()
@@ -411,20 +485,65 @@ def lock_release(obj):
     click.echo(f"released the lock of {held['user']}@{held['host']} pid {held['pid']}" if held else "was not locked")
 
 
-def main(argv=None) -> None:
-    """Entry point: one clear line per error, non-zero exit; tracebacks with --debug."""
+class _Redacted:
+    """stdout or stderr, with every secret value (``vecmig.config.redact_text``) replaced by ***
+    in what is written: the one-line errors, --debug tracebacks, anything a library prints."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        if isinstance(text, str):
+            from vecmig.config import redact_text
+
+            text = redact_text(text)
+        return self._stream.write(text)
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):
+        if name == "buffer":  # writers that find the bytes underneath would go around the redaction
+            raise AttributeError(name)
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _redacted_output():
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _Redacted(sys.stdout), _Redacted(sys.stderr)
     try:
-        cli.main(args=argv, prog_name="vecmig", standalone_mode=False)
-    except VecmigError as e:
-        if "--debug" in (argv if argv is not None else sys.argv):
-            raise
-        click.echo(f"error: {e}", err=True)
-        sys.exit(e.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
-    except click.ClickException as e:
-        e.show()
-        sys.exit(e.exit_code)
-    except click.exceptions.Exit as e:
-        sys.exit(e.exit_code)
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _fail(line: str, code: int, debug: bool) -> None:
+    if debug:
+        sys.stderr.write(traceback.format_exc())
+    click.echo(line, err=True)
+    sys.exit(code)
+
+
+def main(argv=None) -> None:
+    """Entry point: one clear line per error, non-zero exit; tracebacks with --debug. All output
+    goes through the redactor, so no configured secret is printed, --debug included."""
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    with _redacted_output():
+        try:
+            cli.main(args=argv, prog_name="vecmig", standalone_mode=False)
+        except VecmigError as e:
+            _fail(f"error: {e}", e.exit_code, debug)
+        except click.exceptions.Abort:
+            click.echo("aborted", err=True)
+            sys.exit(1)
+        except click.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except Exception as e:  # not one of vecmig's own errors: a bug, or a library's error it didn't translate
+            text = " ".join(str(e).split())
+            text = f"{text[:300]}..." if len(text) > 300 else text
+            _fail(f"error: unexpected {type(e).__name__}{': ' + text if text else ''} (re-run with --debug for the traceback)", 1, debug)

@@ -11,12 +11,13 @@ from pathlib import Path
 from typing import Iterator
 
 from vecmig.config import Config
-from vecmig.errors import ConfigError, VecmigError
+from vecmig.errors import ConfigError, PlanError, StateError, VecmigError
 from vecmig.progress import Reporter, silent
 from vecmig.runner import DOWN, ROLLBACK, UP, Plan, Runner, changed_checksums, check_known_heads, make_plan, make_rollback_plan
 from vecmig.script.revision import shown_path
 from vecmig.schema import SchemaView
 from vecmig.state import StateStore
+from vecmig.state_records import absent_state, require_state
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -82,19 +83,80 @@ def init(directory: str | Path, *, url: str | None = None) -> Path:
     from jinja2 import Template
 
     ini.write_text(Template(text, keep_trailing_newline=True).render(url=url or "qdrant+local://.vecmig/qdrant"), encoding="utf-8")
+    _ignore_store(root, url or "qdrant+local://.vecmig/qdrant")
     return root
 
 
-def revision(cfg: Config, message: str, *, template: str = "blank", head: str = "head", depends_on=(), rev_id=None, branch_labels=(), **variables):
-    """Write a new revision file from a template."""
+def _ignore_store(root: Path, url: str) -> None:
+    """Keep the embedded store out of git: its folder holds the data, the lock and the status file
+    (`.vecmig/`, or a relative qdrant+local path). An existing .gitignore gets the lines it lacks."""
+    lines = [".vecmig/"]
+    if url.startswith("qdrant+local://") and not url.startswith("qdrant+local:///"):
+        folder = url.removeprefix("qdrant+local://").split("?", 1)[0].strip("/")
+        if folder and not folder.startswith((".vecmig/", "./.vecmig/")) and folder != ".vecmig":
+            lines.append(f"{folder.removeprefix('./')}/")
+    path = root / ".gitignore"
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    have = {line.strip().strip("/") for line in text.splitlines()}
+    missing = [line for line in lines if line.strip("/") not in have]
+    if not missing:
+        return
+    prefix = "" if not text or text.endswith("\n") else "\n"
+    header = "" if text else "# the embedded vector store: data, lock and status file (vecmig.ini `url`)\n"
+    with path.open("a", encoding="utf-8") as f:
+        f.write(prefix + header + "".join(f"{line}\n" for line in missing))
+
+
+def revision(cfg: Config, message: str, *, template: str = "blank", head: str = "head", depends_on=(), rev_id=None, branch_labels=(), splice: bool = False, **variables):
+    """Write a new revision file from a template. A ``head`` that is not a head needs ``splice``."""
     return script_directory(cfg).generate_revision(
-        message, template=template, head=head, depends_on=tuple(depends_on), rev_id=rev_id, branch_labels=tuple(branch_labels), **variables
+        message, template=template, head=head, depends_on=tuple(depends_on), rev_id=rev_id, branch_labels=tuple(branch_labels), splice=splice, **variables
     )
 
 
-def merge(cfg: Config, revisions=("heads",), *, message: str = "merge", rev_id=None):
+def merge(cfg: Config, revisions=("heads",), *, message: str = "merge", rev_id=None, branch_labels=(), splice: bool = False):
     """Write a merge revision joining several heads."""
-    return script_directory(cfg).merge(list(revisions), message=message, rev_id=rev_id)
+    return script_directory(cfg).merge(list(revisions), message=message, rev_id=rev_id, branch_labels=tuple(branch_labels), splice=splice)
+
+
+def edit(cfg: Config, rev: str = "current", *, editor: str | None = None) -> list[str]:
+    """Open revision files in ``$EDITOR`` (or ``$VISUAL``): ``rev`` is a revision, ``heads``,
+    ``X@heads``, or ``current`` (the store's heads). Returns the files it opened."""
+    import os
+    import shlex
+    import shutil
+    import subprocess
+
+    script = script_directory(cfg)
+    if rev == "current":
+        with open_store(cfg) as (backend, state):
+            ids = state.heads()
+            if not ids:
+                require_state(backend, state)
+        check_known_heads(script, ids)
+        if not ids:
+            raise VecmigError("edit current: the store is at base, no revision is applied: name a revision")
+    else:
+        ids = script.graph.resolve(rev)
+        if not ids:
+            raise VecmigError(f"edit {rev}: {rev!r} names no revision file: name a revision")
+    paths = [script.get_revision(r).path for r in ids]
+    command = editor or os.environ.get("EDITOR") or os.environ.get("VISUAL")
+    if command:
+        argv = shlex.split(command)
+    else:
+        found = next((shutil.which(name) for name in ("sensible-editor", "editor", "nano", "vim", "vi", "code") if shutil.which(name)), None)
+        if found is None:
+            raise VecmigError("edit: no editor found: set $EDITOR (e.g. `export EDITOR=nano`)")
+        argv = [found]
+    for path in paths:
+        try:
+            done = subprocess.run([*argv, str(path)])
+        except OSError as e:
+            raise VecmigError(f"edit: can't run the editor {argv[0]!r} ({e.strerror or e}): set $EDITOR to an editor on your PATH") from None
+        if done.returncode != 0:
+            raise VecmigError(f"edit: the editor {argv[0]!r} exited {done.returncode} on {shown_path(path)}")
+    return [shown_path(p) for p in paths]
 
 
 def list_templates(cfg: Config) -> list[dict]:
@@ -103,10 +165,13 @@ def list_templates(cfg: Config) -> list[dict]:
 
 # -- reading the graph -----------------------------------------------------------------------------
 
-def heads(cfg: Config) -> list[dict]:
+def heads(cfg: Config, *, resolve_dependencies: bool = False) -> list[dict]:
+    """The script's heads; ``resolve_dependencies`` leaves out a head that another revision
+    depends on (``depends_on`` counted as a down revision, as Alembic's option does)."""
     script = script_directory(cfg)
     head_ids = set(script.graph.heads)
-    return [rev_summary(script.get_revision(h), head_ids) for h in script.graph.heads]
+    shown = script.graph.tips(head_ids) if resolve_dependencies else sorted(head_ids)
+    return [rev_summary(script.get_revision(h), head_ids) for h in shown]
 
 
 def branches(cfg: Config) -> list[dict]:
@@ -136,8 +201,10 @@ def history(cfg: Config, rng: str | None = None, *, indicate_current: bool = Fal
     current: list[str] = []
     steps: dict[str, dict] = {}
     if indicate_current or (rng and "current" in rng):
-        with open_store(cfg) as (_, state):
+        with open_store(cfg) as (backend, state):
             current, steps = state.heads(), state.steps()
+            if not current:
+                require_state(backend, state)
     applied = script.graph.applied(current) if current else set()
     head_ids = set(script.graph.heads)
     out = []
@@ -157,8 +224,11 @@ def current(cfg: Config) -> dict:
     with open_store(cfg) as (backend, state):
         store_heads = state.heads()
         steps = state.steps()
+        if not store_heads:
+            require_state(backend, state)
     check_known_heads(script, store_heads)
     script_heads = sorted(script.graph.heads)
+    applied = script.graph.applied(store_heads)
     return {
         "store": backend.describe(),
         "state_collection": state.name,
@@ -166,7 +236,7 @@ def current(cfg: Config) -> dict:
         "script_heads": script_heads,
         "at_head": sorted(store_heads) == script_heads,
         "revisions": [
-            {**rev_summary(script.get_revision(h)), "applied_at": applied_at(steps.get(h))} for h in sorted(store_heads)
+            {**rev_summary(script.get_revision(h), set(script_heads), applied), "applied_at": applied_at(steps.get(h))} for h in sorted(store_heads)
         ],
     }
 
@@ -191,10 +261,21 @@ def _migrate(cfg, direction, target, *, plan_only, reporter, confirm, accept_che
     reporter = reporter or silent()
     script = script_directory(cfg)
     with open_store(cfg) as (backend, state):
-        if direction == ROLLBACK:
-            plan = make_rollback_plan(script, state, backend, cfg)
-        else:
-            plan = make_plan(script, state, backend, cfg, direction, target)
+        absent = None if state.heads() else absent_state(backend, state)
+        if absent and direction != UP:
+            raise StateError(str(absent))
+        try:
+            if direction == ROLLBACK:
+                plan = make_rollback_plan(script, state, backend, cfg)
+            else:
+                plan = make_plan(script, state, backend, cfg, direction, target, accept_checksums=accept_checksums)
+        except PlanError as e:
+            if absent is None:
+                raise
+            # a store whose state was lost: the revisions from base run into what they made
+            raise StateError(f"{absent.problem}, and applying the revisions from base to them fails ({e}): {absent.stamp}, then `vecmig upgrade`") from None
+        if direction == UP:
+            check_downgrades(plan, cfg)
         if plan_only:
             return plan
         if confirm is not None and plan.steps and not confirm(plan):
@@ -203,41 +284,69 @@ def _migrate(cfg, direction, target, *, plan_only, reporter, confirm, accept_che
         return Runner(script, state, backend, cfg, reporter).run(direction, target, command=f"{word} {target}".strip(), accept_checksums=accept_checksums)
 
 
+def check_downgrades(plan: Plan, cfg: Config) -> None:
+    """Build the explicit downgrade of every revision an upgrade applies, so an unknown op or a bad
+    parameter there stops the upgrade now rather than the downgrade that would need it later."""
+    for step in plan.steps:
+        step.revision.downgrade_ops(cfg)
+
+
 def destructive_ops(plan: Plan) -> list[str]:
-    """Ops of a plan that delete data (they are the ones that can't be undone)."""
-    return [f"{s.revision.revision}: {op.describe()}" for s in plan.steps for op in s.ops if op.irreversible]
+    """Ops of a plan that delete data (marked `!`; the CLI asks before running them)."""
+    return [f"{s.revision.revision}: {op.describe()}" for s in plan.steps for op in s.ops if op.destructive]
 
 
-def stamp(cfg: Config, target: str, *, purge: bool = False) -> dict:
-    """Set the store's heads without running any op (adopt an existing store)."""
+def stamp(cfg: Config, targets, *, purge: bool = False, plan_only: bool = False) -> dict:
+    """Set the store's heads without running any op (adopt an existing store). ``targets``: one
+    or several revisions (``heads``, ``label@head``, ``base``, ``label@base``, ids); each replaces only
+    the heads on its own lines, as in Alembic. ``purge`` ignores the recorded heads (they may be
+    unknown or unreadable); ``plan_only`` says what would change and writes nothing."""
     script = script_directory(cfg)
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    targets = [t for target in targets for t in target.split(",") if t]
+    graph = script.graph
     with open_store(cfg) as (backend, state):
+        absent_state(backend, state)  # refuses a state collection that is not vecmig's
         before = [] if purge else state.heads()
         if not purge:
             check_known_heads(script, before)
-        if target == "base":
-            heads = []
-        else:
-            heads = sorted({script.get_revision(t).revision for t in _stamp_targets(script, target)})
-        state.acquire_lock(ttl=cfg.lock_ttl, timeout=cfg.lock_timeout, command=f"stamp {target}", heartbeat=False)
+        heads = graph.stamp_heads(before, targets, purge=purge)
+        applied = graph.applied(heads)
+        was_applied = graph.applied(before) | _recorded_applied(state, graph)
+        result = {
+            "heads_before": sorted(before),
+            "heads": heads,
+            "applied": graph.topo(applied - was_applied),
+            "unapplied": list(reversed(graph.topo(was_applied - applied))),
+            "stamped": not plan_only,
+        }
+        if plan_only:
+            return result
+        state.acquire_lock(ttl=cfg.lock_ttl, timeout=cfg.lock_timeout, command=f"stamp {' '.join(targets)}", heartbeat=False)
         try:
-            for rev_id in script.graph.applied(heads):
+            state.drop_unreadable()  # damaged step and journal records: the stamped revisions' steps are rewritten below
+            for rev_id in graph.topo(applied):
                 if applied_at(state.step(rev_id)) is None:
                     state.stamp_step(rev_id, UP, script.get_revision(rev_id).checksum)
+            # what the stamp un-applies is recorded as down, so nothing shows it as applied
+            # (with --purge, whatever a step record says is applied)
+            for rev_id, step in state.steps().items():
+                if rev_id in graph and rev_id not in applied and applied_at(step) is not None:
+                    state.stamp_step(rev_id, DOWN, script.get_revision(rev_id).checksum)
             state.set_heads(heads)
         finally:
             state.release_lock()
-    return {"heads_before": sorted(before), "heads": heads}
+    return result
 
 
-def _stamp_targets(script, target: str) -> list[str]:
-    if target == "heads":
-        return list(script.graph.heads)
-    if target == "head":
-        if len(script.graph.heads) > 1:
-            raise VecmigError(f"multiple heads ({', '.join(script.graph.heads)}): stamp `heads` or name a revision")
-        return list(script.graph.heads)
-    return [t for t in target.split(",") if t]
+def _recorded_applied(state: StateStore, graph) -> set[str]:
+    """The revisions whose step records say they are applied (none when a record is unreadable:
+    `stamp` drops those before it writes)."""
+    try:
+        steps = state.steps()
+    except StateError:
+        return set()
+    return {rev_id for rev_id, step in steps.items() if rev_id in graph and applied_at(step) is not None}
 
 
 def validate(cfg: Config, *, accept: bool = False, store: bool = True) -> dict:
@@ -269,6 +378,8 @@ def check(cfg: Config) -> dict:
     script = script_directory(cfg)
     with open_store(cfg) as (backend, state):
         heads = state.heads()
+        if not heads:
+            require_state(backend, state)
         check_known_heads(script, heads)
         declared = SchemaView()
         touched: set[str] = set()
@@ -328,7 +439,8 @@ def status(cfg: Config) -> dict:
     from vecmig.status import live_status, progress, read_status_file
 
     try:
-        with open_store(cfg) as (_, state):
+        with open_store(cfg) as (backend, state):
+            require_state(backend, state)
             result = {**live_status(state), "source": "store"}
     except LockError:
         mirrored = read_status_file(parse_url(cfg.url).status_file(cfg.here))

@@ -37,3 +37,9 @@ class StateError(VecmigError):
 
 class EmbedderError(VecmigError):
     """An embedder is misconfigured, can't be loaded, or its model or service failed."""
+
+
+class Interrupted(VecmigError):
+    """The run was stopped (Ctrl-C, SIGTERM) inside an op; the journal says where, so it can resume."""
+
+    exit_code = 130

@@ -11,12 +11,15 @@ their journaled undo data (a ``ROLLBACK`` plan), so that the store is back at it
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from vecmig.errors import BackendError, EmbedderError, PlanError, StateError, VecmigError
-from vecmig.ops.base import Op, OpContext
+from vecmig.errors import BackendError, EmbedderError, Interrupted, PlanError, StateError, VecmigError
+from vecmig.ops.base import Op, OpContext, rebuild_op
 from vecmig.progress import Reporter
 from vecmig.schema import SchemaView
 from vecmig.script.revision import shown_path
@@ -34,7 +37,8 @@ class Step:
     revision: object
     direction: str
     ops: list[Op]
-    #: a rollback step: ``{"run": the interrupted upgrade's run id, "undoes": [its op indexes, last first]}``
+    #: a rollback step: ``{"run": the interrupted upgrade's run id, "undoes": [its op indexes, last first],
+    #: "found": [those of them a killed run had applied without journaling it]}``
     rolls_back: dict | None = None
     #: ops a killed run applied but never journaled done, found applied in the live store
     found_applied: set[int] = field(default_factory=set)
@@ -82,6 +86,7 @@ def step_ops(rev, direction: str, state: StateStore, config) -> list[Op]:
     for i, op in reversed(list(enumerate(rev.upgrade_ops(config)))):
         entry = state.journal_entry(rev.revision, UP, i) or {}
         try:
+            op = journaled_op(rev, i, entry, op)
             undo_op = op.reverse(entry.get("undo"))
         except PlanError as e:
             raise PlanError(f"{shown_path(rev.path)}: downgrade: auto: {e}") from None
@@ -107,28 +112,109 @@ def changed_checksums(script, state: StateStore) -> list[tuple[object, str]]:
     return changed
 
 
+def same_op(entry: dict, op: Op) -> bool:
+    """Whether a journal entry was written for this op: the same op, parameters and data files (not
+    merely the same place in the file). Entries from before ops were journaled with their parameters
+    match by name."""
+    if "params" not in entry:
+        return entry.get("op") == op.op_name
+    identity = op.identity()
+    return (entry.get("op"), entry.get("params"), entry.get("files") or {}) == (identity["op"], identity["params"], identity["files"])
+
+
+def journaled_op(rev, index: int, entry: dict, file_op: Op | None) -> Op:
+    """The op a journal entry was written for, rebuilt from the journal; the file's op at that place
+    only when the journal can't rebuild it (a Python step) and the file is as it was then."""
+    where = f"{shown_path(rev.path)}: upgrade[{index}] {entry.get('op') or (file_op.op_name if file_op else 'op')}"
+    op = rebuild_op(entry, where) if entry.get("op") else None
+    if op is not None:
+        return op
+    if file_op is not None and (not entry or entry.get("checksum") in (None, rev.checksum)):
+        return file_op
+    raise PlanError(
+        f"{where}: the file changed since this op ran, and the journal can't rebuild it "
+        "(a Python step, or journaled by an older vecmig): restore the file as it was to undo it"
+    )
+
+
 def journaled_done(state: StateStore, step: Step) -> set[int]:
-    """Indexes of the ops an interrupted run of this step already did."""
-    rev_id = step.revision.revision
-    record = state.step(rev_id)
-    if not record or record.get("status") != "running" or record.get("direction") != step.direction:
+    """Indexes of the ops an interrupted run of this step already did (the same ops, at the same places)."""
+    record = running_step(state, step)
+    if record is None:
         return set()
-    done = set()
-    for i in range(len(step.ops)):
-        entry = state.journal_entry(rev_id, step.direction, i) or {}
-        if entry.get("run") == record["run"] and entry.get("status") == "done":
-            done.add(i)
-    return done
+    entries = state.run_journal(step.revision.revision, step.direction, record["run"])
+    return {i for i, entry in entries.items() if i < len(step.ops) and entry.get("status") == "done" and same_op(entry, step.ops[i])}
+
+
+def running_step(state: StateStore, step: Step) -> dict | None:
+    """The step record of an interrupted run of this step (same revision and direction), if any."""
+    record = state.step(step.revision.revision)
+    if not record or record.get("status") != "running" or record.get("direction") != step.direction:
+        return None
+    return record
+
+
+def check_edited(state: StateStore, step: Step, view: SchemaView, accept: bool) -> None:
+    """A revision file edited under its half-done step is never resumed as if unchanged: refused, or
+    with ``accept`` (``--accept-checksums``) adopted when the edit leaves what the run did as it was.
+    Each op the run did must be the same op (parameters, data files) at the same place; the op it
+    stopped in may change only if it left nothing behind (a failed verify gate, a create that never
+    happened). The rest runs from the edited file."""
+    record = running_step(state, step)
+    if record is None or step.rolls_back:
+        return
+    rev, direction = step.revision, step.direction
+    entries = state.run_journal(rev.revision, direction, record["run"])
+    changed = [i for i in sorted(entries) if i >= len(step.ops) or not same_op(entries[i], step.ops[i])]
+    if not changed and record.get("checksum") in (None, rev.checksum):
+        return
+    blocking = [i for i in changed if direction == DOWN or not left_nothing(rev, i, entries[i], state, view)]
+    if not blocking and (accept or record.get("checksum") in (None, rev.checksum)):  # adopted before, or now
+        return
+    path = shown_path(rev.path)
+    if blocking:
+        i = blocking[0]
+        entry = entries[i]
+        what = f"{direction}grade[{i}] {entry.get('op')}, which the interrupted run {'did' if entry.get('status') == 'done' else 'started'}"
+        files = sorted(f for f, digest in (entry.get("files") or {}).items()
+                       if i < len(step.ops) and step.ops[i].identity()["files"].get(f) != digest)
+        edit = f"{', '.join(files)} (read by {what}) changed" if files else f"the edit changes {what}"
+    else:
+        edit = "it changed"
+    if direction == DOWN:
+        raise StateError(f"{path}: {edit} while its downgrade was half-done: restore the file and re-run the downgrade to finish it")
+    if blocking:
+        raise StateError(
+            f"{path}: {edit}: restore the file and re-run to resume, or `vecmig rollback` to undo what the run did "
+            "(from its journal, not the file), then `vecmig upgrade` runs the edited file"
+        )
+    raise StateError(
+        f"{path}: {edit} while its upgrade was half-done: restore it and re-run to resume, `vecmig rollback` to undo "
+        "what the run did, or `vecmig upgrade --accept-checksums` to go on with the edited file"
+    )
+
+
+def left_nothing(rev, index: int, entry: dict, state: StateStore, view: SchemaView) -> bool:
+    """Whether the op of a journal entry, stopped part-way, left nothing in the store to undo."""
+    if entry.get("status") not in ("started", "failed"):
+        return False
+    try:
+        op = journaled_op(rev, index, entry, None)
+    except PlanError:
+        return False
+    checkpoint = state.get_checkpoint(f"{rev.revision}/{UP}/{index}")
+    return op.irreversible is None and op.reverse_partial(checkpoint) is None and not op.found_applied(view)
 
 
 def started_not_done(state: StateStore, step: Step, done: set[int]) -> int | None:
     """The op an interrupted run of this step started (or failed) without journaling it done."""
-    record = state.step(step.revision.revision)
+    record = running_step(state, step)
     pending = min(set(range(len(step.ops))) - done, default=None)
-    if pending is None or not record or record.get("status") != "running" or record.get("direction") != step.direction:
+    if pending is None or record is None:
         return None
     entry = state.journal_entry(step.revision.revision, step.direction, pending) or {}
-    return pending if entry.get("run") == record["run"] and entry.get("status") in ("started", "failed") else None
+    started = entry.get("run") == record["run"] and entry.get("status") in ("started", "failed")
+    return pending if started and same_op(entry, step.ops[pending]) else None
 
 
 def interrupted_upgrades(script, state: StateStore) -> dict[str, dict]:
@@ -139,26 +225,46 @@ def interrupted_upgrades(script, state: StateStore) -> dict[str, dict]:
             and (record.get("direction") == UP or record.get("rolls_back"))}
 
 
-def rollback_ops(rev, up_run: str, state: StateStore, config, view: SchemaView, undoes: list[int] | None = None) -> tuple[list[int], list[Op]]:
-    """The upgrade ops a rollback of the run ``up_run`` undoes (their indexes, last first) and their
-    reverses: each op the run finished, and the op it was killed in when ``view`` (the live store)
-    shows that op's effect. ``undoes``: the choice a resumed rollback made when it began."""
-    upgrade = rev.upgrade_ops(config)
-    entries = [state.journal_entry(rev.revision, UP, i) or {} for i in range(len(upgrade))]
-    if undoes is None:
-        undoes = [i for i in reversed(range(len(upgrade))) if entries[i].get("run") == up_run and (
-            entries[i].get("status") == "done" or (entries[i].get("status") in ("started", "failed") and upgrade[i].found_applied(view)))]
-    ops = []
-    for i in undoes:
-        finished = entries[i].get("status") == "done"
-        undo_op = upgrade[i].reverse(entries[i].get("undo") if finished else None)
+def rollback_ops(rev, up_run: str, state: StateStore, config, view: SchemaView, begun: dict | None = None) -> tuple[dict, list[Op]]:
+    """What a rollback of the upgrade run ``up_run`` undoes, and the ops that undo it, last first.
+
+    Everything comes from the run's journal, never from the file as it is now: each op the run
+    finished is reversed with its journaled undo data; the op it stopped in is reversed when the live
+    store (``view``) shows it applied, else its ``reverse_partial`` undoes what it may have written
+    (bulk_insert: the ids of the batches it got to). ``begun``: the choice a resumed rollback made
+    when it began (``Step.rolls_back``), kept because the store has changed since."""
+    entries = state.run_journal(rev.revision, UP, up_run)
+    file_ops = rev.upgrade_ops(config)
+    rebuilt = {i: journaled_op(rev, i, entries[i], file_ops[i] if i < len(file_ops) else None) for i in entries}
+    if begun is None:
+        undoes, found = [], []
+        for i in sorted(entries, reverse=True):
+            if entries[i].get("status") == "done":
+                undoes.append(i)
+            elif entries[i].get("status") in ("started", "failed"):
+                undoes.append(i)
+                if rebuilt[i].found_applied(view):
+                    found.append(i)
+        begun = {"run": up_run, "undoes": undoes, "found": found}
+    ops, kept = [], []
+    for i in begun["undoes"]:
+        op, entry = rebuilt[i], entries[i]
+        where = f"{shown_path(rev.path)}: upgrade[{i}] {op.op_name}"
+        if entry.get("status") == "done":
+            undo_op = op.reverse(entry.get("undo"))
+        elif i in begun.get("found", ()):
+            undo_op = op.reverse(None)
+        else:
+            undo_op = op.reverse_partial(state.get_checkpoint(f"{rev.revision}/{UP}/{i}"))
+            if undo_op is None and op.irreversible is None:
+                continue  # stopped before it changed anything: nothing to undo
+            if undo_op is None:
+                raise PlanError(f"{where} stopped part-way and what it did can't be undone ({op.irreversible}): finish the revision with `vecmig upgrade` instead")
         if undo_op is None:
-            raise PlanError(
-                f"{shown_path(rev.path)}: upgrade[{i}] {upgrade[i].op_name} can't be undone ({upgrade[i].irreversible or 'it has no reverse'}): "
-                "finish the revision with `vecmig upgrade` instead"
-            )
+            raise PlanError(f"{where} can't be undone ({op.irreversible or 'it has no reverse'}): finish the revision with `vecmig upgrade` instead")
+        kept.append(i)
         ops.append(undo_op)
-    return undoes, ops
+    return {**begun, "undoes": kept}, ops
 
 
 def make_rollback_plan(script, state: StateStore, backend, config) -> Plan:
@@ -169,12 +275,12 @@ def make_rollback_plan(script, state: StateStore, backend, config) -> Plan:
     view = SchemaView.from_backend(backend, exclude={state.name})
     for rev_id, record in interrupted_upgrades(script, state).items():
         rev = script.get_revision(rev_id)
-        begun = record.get("rolls_back") or {"run": record["run"]}  # a resumed rollback keeps its choice
+        begun = record.get("rolls_back")  # a resumed rollback keeps its choice
         try:
-            undoes, ops = rollback_ops(rev, begun["run"], state, config, view, begun.get("undoes"))
+            rolls_back, ops = rollback_ops(rev, begun["run"] if begun else record["run"], state, config, view, begun)
         except PlanError as e:
             raise PlanError(f"rollback: {e}") from None
-        step = Step(rev, DOWN, ops, rolls_back={"run": begun["run"], "undoes": undoes})
+        step = Step(rev, DOWN, ops, rolls_back=rolls_back)
         done = journaled_done(state, step)
         for i, op in enumerate(step.ops):
             if i in done:
@@ -226,8 +332,9 @@ def probe_embedders(op: Op, view: SchemaView, config, plan: Plan, state: StateSt
     return dimensions
 
 
-def make_plan(script, state: StateStore, backend, config, direction: str, target: str) -> Plan:
-    """Resolve the path and check every op against the live store, writing nothing."""
+def make_plan(script, state: StateStore, backend, config, direction: str, target: str, *, accept_checksums: bool = False) -> Plan:
+    """Resolve the path and check every op against the live store, writing nothing. ``accept_checksums``:
+    adopt a revision file edited under its half-done step, where the edit allows it (``check_edited``)."""
     heads = state.heads()
     check_known_heads(script, heads)
     graph = script.graph
@@ -245,6 +352,7 @@ def make_plan(script, state: StateStore, backend, config, direction: str, target
     view = SchemaView.from_backend(backend, exclude={state.name})
     for rev in path:
         step = Step(rev, direction, step_ops(rev, direction, state, config))
+        check_edited(state, step, view, accept_checksums)
         done = journaled_done(state, step)
         pending = started_not_done(state, step, done)
         for i, op in enumerate(step.ops):
@@ -283,16 +391,20 @@ class Runner:
             if direction == ROLLBACK:
                 plan = self.plan = make_rollback_plan(self.script, self.state, self.backend, self.config)
             else:
-                plan = self.plan = make_plan(self.script, self.state, self.backend, self.config, direction, target)
+                plan = self.plan = make_plan(self.script, self.state, self.backend, self.config, direction, target,
+                                             accept_checksums=accept_checksums)
             if not plan.steps:
                 self.out.line(f"Nothing to {'roll back' if direction == ROLLBACK else 'do'}: the store is at {', '.join(plan.heads_before) or 'base'}.")
             heads = set(plan.heads_before)
-            for step in plan.steps:
-                self._run_step(step)
-                if not step.rolls_back:  # a rolled back upgrade never moved the heads
-                    heads = self.script.graph.heads_after(heads, step.revision.revision, step.direction)
-                    self.state.set_heads(heads)
-                self.state.end_step(step.revision.revision, step.revision.checksum)
+            with sigterm_interrupts():
+                for step in plan.steps:
+                    self._run_step(step)
+                    if step.rolls_back:  # a rolled back upgrade never moved the heads; its cursors are void
+                        self.state.clear_checkpoints(step.revision.revision, UP)
+                    else:
+                        heads = self.script.graph.heads_after(heads, step.revision.revision, step.direction)
+                        self.state.set_heads(heads)
+                    self.state.end_step(step.revision.revision, step.revision.checksum)
             return plan
         finally:
             self.state.release_lock()
@@ -313,9 +425,9 @@ class Runner:
         rev, direction = step.revision, step.direction
         run, resumed = self.state.begin_step(rev.revision, direction, rev.checksum, rolls_back=step.rolls_back)
         self.out.line(f"{step.label}{' (resuming)' if resumed else ''}")
+        done = journaled_done(self.state, step) if resumed else set()
         for i, op in enumerate(step.ops):
-            entry = self.state.journal_entry(rev.revision, direction, i)
-            if resumed and entry and entry.get("run") == run and entry.get("status") == "done":
+            if i in done:
                 self.out.line(f"  = {op.describe()} (already done)")
                 continue
             if resumed and i in step.found_applied:
@@ -332,7 +444,9 @@ class Runner:
     def _run_op(self, step: Step, index: int, op: Op, run: str) -> None:
         rev, direction = step.revision, step.direction
         key = f"{rev.revision}/{direction}/{index}"
-        base = {"run": run, "op": op.op_name, "checksum": rev.checksum, "started_at": now_iso()}
+        identity = op.identity()
+        base = {"run": run, "op": op.op_name, "params": identity["params"], "files": identity["files"],
+                "source_dir": str(op.source_dir) if op.source_dir else None, "checksum": rev.checksum, "started_at": now_iso()}
         self.state.record_op(rev.revision, direction, index, {**base, "status": "started"})
         ctx = OpContext(
             backend=self.backend, config=self.config, state=self.state, revision=rev,
@@ -347,7 +461,9 @@ class Runner:
                 **base, "status": "failed", "finished_at": now_iso(), "duration": time.monotonic() - started,
                 "error": message, "traceback": traceback.format_exc(limit=8),
             })
-            if not isinstance(e, Exception):  # KeyboardInterrupt: journaled, then stop
+            if isinstance(e, KeyboardInterrupt):  # journaled: say where it stopped and the ways on
+                raise Interrupted(self._interrupted_at(step, index, op, key)) from None
+            if not isinstance(e, Exception):
                 raise
             where = f"{shown_path(rev.path)}: {direction}grade[{index}] {op.op_name}"
             error_type = type(e) if isinstance(e, VecmigError) else BackendError
@@ -364,3 +480,34 @@ class Runner:
             if name in self.plan.embedders:
                 self.state.record_embedder(name, self.plan.embedders[name])
         self.out.line(f"  + {op.describe()} ({duration:.2f}s)")
+
+    def _interrupted_at(self, step: Step, index: int, op: Op, key: str) -> str:
+        checkpoint = self.state.get_checkpoint(key) or {}
+        done = checkpoint.get("done", checkpoint.get("written"))
+        points = ""
+        if isinstance(done, int):
+            total = checkpoint.get("total")
+            points = f" ({done:,}{f' of {total:,}' if isinstance(total, int) else ''} points done)"
+        where = f"{step.direction}grade[{index}] {op.op_name} of {step.revision.revision}{points}"
+        if step.rolls_back:
+            return f"interrupted in the rollback's {where}: `vecmig rollback` resumes it"
+        if step.direction == DOWN:
+            return f"interrupted in {where}: re-run the downgrade to resume"
+        return f"interrupted in {where}: `vecmig upgrade` resumes, `vecmig rollback` undoes what the revision did"
+
+
+@contextmanager
+def sigterm_interrupts():
+    """SIGTERM stops a run as Ctrl-C does: the op in progress is journaled and the lock released."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from vecmig import __version__
-from vecmig.errors import LockError
+from vecmig import state_records
+from vecmig.errors import LockError, StateError
 
 
 def now_iso() -> str:
@@ -64,28 +65,53 @@ class StateStore:
         if not self.records.exists():
             return []
         doc = self.records.get("heads")
-        return list(doc["heads"]) if doc else []
+        return list(state_records.checked("heads", doc, self.name)["heads"]) if doc is not None else []
+
+    def _at(self) -> str:
+        """The revision(s) the store is at, for a repair message ("REV" when the heads can't be read)."""
+        try:
+            return ",".join(self.heads()) or "base"
+        except StateError:
+            return "REV --purge"
+
+    def _checked(self, key: str, doc):
+        return state_records.checked(key, doc, self.name, self._at)
+
+    def recorded(self) -> bool:
+        """Whether vecmig has recorded anything here: heads, or the steps of a first run that stopped."""
+        return self.records.exists() and (self.records.get("heads") is not None or bool(self.records.scan("step")))
+
+    def drop_unreadable(self) -> list[str]:
+        """Delete the step and journal records vecmig can't read (``vecmig stamp`` repairs with this)."""
+        dropped = [key for kind in ("step", "journal") for key, doc in self.records.scan(kind).items() if state_records.problem(key, doc)]
+        for key in dropped:
+            self.records.delete(key)
+        return dropped
 
     def set_heads(self, heads) -> None:
         self.records.put("heads", {"heads": sorted(heads), "updated_at": now_iso()})
 
     # steps
     def step(self, rev: str) -> dict | None:
-        return self.records.get(f"step/{rev}") if self.records.exists() else None
+        doc = self.records.get(f"step/{rev}") if self.records.exists() else None
+        return None if doc is None else self._checked(f"step/{rev}", doc)
 
     def steps(self) -> dict[str, dict]:
         if not self.records.exists():
             return {}
-        return {k.split("/", 1)[1]: v for k, v in self.records.scan("step").items()}
+        return {k.split("/", 1)[1]: self._checked(k, v) for k, v in self.records.scan("step").items()}
 
     def begin_step(self, rev: str, direction: str, checksum: str, *, rolls_back: dict | None = None) -> tuple[str, bool]:
         """The run id of this step and whether it resumes an interrupted one. ``rolls_back``: what a
         (down) step that undoes an interrupted upgrade undoes (``Step.rolls_back``), kept for its resume."""
         step = self.step(rev)
         if step and step.get("status") == "running" and step.get("direction") == direction:
+            if step.get("checksum") != checksum:  # an edited file, adopted (--accept-checksums)
+                self.records.put(f"step/{rev}", {**step, "checksum": checksum, "adopted_from": step.get("checksum")})
             if self.mirror:
                 self.mirror.on_step(rev, direction, step.get("started_at"))
             return step["run"], True
+        self.clear_checkpoints(rev, direction)  # a new run starts from the beginning, whatever an old one left
         run = uuid.uuid4().hex
         doc = {"direction": direction, "run": run, "status": "running", "checksum": checksum, "started_at": now_iso(), **whoami()}
         if rolls_back:
@@ -106,10 +132,20 @@ class StateStore:
 
     # journal
     def journal_entry(self, rev: str, direction: str, index: int) -> dict | None:
-        return self.records.get(f"journal/{rev}/{direction}/{index}") if self.records.exists() else None
+        key = f"journal/{rev}/{direction}/{index}"
+        doc = self.records.get(key) if self.records.exists() else None
+        return None if doc is None else self._checked(key, doc)
 
     def journal(self) -> dict[str, dict]:
-        return self.records.scan("journal") if self.records.exists() else {}
+        if not self.records.exists():
+            return {}
+        return {k: self._checked(k, v) for k, v in self.records.scan("journal").items()}
+
+    def run_journal(self, rev: str, direction: str, run: str) -> dict[int, dict]:
+        """The journal entries one run of a step wrote, by op index."""
+        prefix = f"journal/{rev}/{direction}/"
+        return {int(k[len(prefix):]): v for k, v in self.journal().items()
+                if k.startswith(prefix) and k[len(prefix):].isdigit() and v.get("run") == run}
 
     def record_op(self, rev: str, direction: str, index: int, doc: dict) -> None:
         self.records.put(f"journal/{rev}/{direction}/{index}", {**doc, **whoami()})
@@ -138,9 +174,17 @@ class StateStore:
     def clear_checkpoint(self, key: str) -> None:
         self.records.delete(f"checkpoint/{key}")
 
+    def clear_checkpoints(self, rev: str, direction: str) -> None:
+        """Every checkpoint of the ops of one step."""
+        prefix = f"checkpoint/{rev}/{direction}/"
+        for key in self.records.scan("checkpoint") if self.records.exists() else {}:
+            if key.startswith(prefix):
+                self.records.delete(key)
+
     # lock
     def lock_status(self) -> dict | None:
-        return self.records.get("lock") if self.records.exists() else None
+        doc = self.records.get("lock") if self.records.exists() else None
+        return None if doc is None else state_records.checked("lock", doc, self.name)
 
     def acquire_lock(self, *, ttl: float, timeout: float, command: str, heartbeat: bool) -> "Lease":
         """Take the migration lock, waiting up to ``timeout`` seconds for another runner."""
@@ -151,7 +195,7 @@ class StateStore:
             doc = {"owner": token, "command": command, "acquired_at": now_iso(), "expires_at": time.time() + ttl, **whoami()}
             if self.records.insert_if_absent("lock", doc):
                 break
-            current = self.records.get("lock")
+            current = self.lock_status()
             if current and lease_is_stale(current) and self.records.replace_if("lock", doc, "owner", current["owner"]):
                 break
             if time.monotonic() >= deadline:
@@ -164,7 +208,9 @@ class StateStore:
 
     def release_lock(self, force: bool = False) -> dict | None:
         """Drop the lease: ours, or (force) whoever holds it. Returns the record that was released."""
-        current = self.lock_status()
+        current = self.records.get("lock") if self.records.exists() else None
+        if current is not None:  # an unreadable lock is released too: that is its repair
+            current = state_records.released_lock(current, self.name)
         if current and (force or (self.lease and current.get("owner") == self.lease.token)):
             self.records.delete("lock")
         if self.lease:
@@ -177,7 +223,8 @@ class StateStore:
 
 def lease_is_stale(lock: dict) -> bool:
     """Expired, or held by a process of this host that no longer exists."""
-    if lock.get("expires_at", 0) < time.time():
+    lock = state_records.checked("lock", lock)
+    if lock["expires_at"] < time.time():
         return True
     if lock.get("host") == socket.gethostname() and isinstance(lock.get("pid"), int):
         try:

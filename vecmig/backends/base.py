@@ -55,6 +55,11 @@ class RecordStore(ABC):
     def replace_if(self, key: str, doc: dict, field: str, expected: Any) -> bool:
         """Overwrite only if the stored doc's ``field`` equals ``expected``; True if written."""
 
+    def strays(self, limit: int = 3) -> list[str]:
+        """Ids of up to ``limit`` points in the collection that are not records (no ``key``): a
+        collection of someone else's under the state collection's name, or a hand-written point."""
+        return []
+
 
 class Backend(ABC):
     """One connected store. Methods raise ``BackendError`` with a user-facing message."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import re
+import sys
 import threading
 import time
 import warnings
@@ -60,6 +61,31 @@ QUIET_WARNINGS = (
     r"Payload indexes have no effect in the local Qdrant",
     r"Api key is used with an insecure connection",
 )
+#: local mode's warning about large collections (a UserWarning with a source line, on every open
+#: and write): vecmig says it once, in its own words (``note_large_collection``)
+LARGE_LOCAL_WARNING = r"Local mode is not recommended for collections with more than"
+#: points in one collection past which local mode warns
+LARGE_EMBEDDED = 20_000
+_large_noted = False  # the note is said once per process (one command)
+
+
+def hush_large_collection_warning() -> None:
+    """Keep local mode's own large-collection warning off stderr; vecmig's note replaces it."""
+    if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == LARGE_LOCAL_WARNING for f in warnings.filters):
+        warnings.filterwarnings("ignore", message=LARGE_LOCAL_WARNING, category=UserWarning)
+
+
+def note_large_collection(name: str, points: int) -> None:
+    """Say once per process, on stderr, that an embedded collection is past local mode's size."""
+    global _large_noted
+    if _large_noted:
+        return
+    _large_noted = True
+    print(
+        f"note: the embedded store holds {points:,} points in collection {name!r}; embedded Qdrant is meant for "
+        f"small collections (up to {LARGE_EMBEDDED:,} points): use a Qdrant server (url = qdrant://host:6333) for this size",
+        file=sys.stderr, flush=True,
+    )
 
 
 @contextmanager
@@ -89,6 +115,8 @@ class QdrantBackend(Backend):
         self._api_key = api_key  # only whether one is set: the key itself is never kept here
         self._version: tuple[int, int, int] | None = None
         self._closed = False
+        if embedded:
+            hush_large_collection_warning()
 
     # connection ----------------------------------------------------------------------------------
 
@@ -98,7 +126,13 @@ class QdrantBackend(Backend):
         if url.scheme == "qdrant+memory":
             return cls(url, QdrantClient(location=":memory:"), embedded=True)
         if url.scheme == "qdrant+local":
-            return cls(url, open_embedded(url.local_path(cfg.here), float(cfg.lock_timeout or 0)), embedded=True)
+            backend = cls(url, open_embedded(url.local_path(cfg.here), float(cfg.lock_timeout or 0)), embedded=True)
+            try:
+                for name in backend.list_collections():
+                    backend._note_size(name)
+            except BackendError:
+                pass  # only a note: the command's own calls report what is wrong
+            return backend
         return cls._connect_server(url, cfg)
 
     @classmethod
@@ -383,6 +417,7 @@ class QdrantBackend(Backend):
                 fresh = [s for s in structs if str(s.id) not in existing]
                 if fresh:
                     self.client.upsert(collection, fresh)
+        self._note_size(collection)
 
     def update_vectors(self, collection: str, points: list[Point], *, only_if_missing: str | None = None) -> None:
         """One batch request: the payload fields first, then the vectors.
@@ -391,30 +426,68 @@ class QdrantBackend(Backend):
         point (``must_not: has_vector V``; for the payload also ``has_id``): a point the application
         wrote with V in the meantime keeps its vector and payload. Embedded, the check is a read
         under the store's lock (one process, so nobody writes in between); older servers get
-        read-then-write, where a write landing between the two requests is overwritten.
+        read-then-write, where a write landing between the two requests is overwritten. On a
+        server, points deleted while the write is on its way are skipped (``_write_existing``).
         """
         points = [p for p in points if p.vectors or p.payload]
         if not points:
             return
         what = f"writing vectors of {len(points)} points of {collection!r}"
-        guarded = only_if_missing is not None and not self.embedded and self.unsupported("conditional_writes") is None
-        if not guarded:
-            with self.translate_errors(what):  # embedded: holds the store's lock from read to write
+        if self.embedded:
+            with self.translate_errors(what):  # holds the store's lock from read to write
                 points = self._still_to_write(collection, points, only_if_missing)
                 if points:
                     self.client.batch_update_points(collection, vector_operations(points, None))
             return
-        try:
+        if only_if_missing is not None and self.unsupported("conditional_writes") is None:
+            self._write_existing(collection, points, what, guard=only_if_missing)
+            return
+        if only_if_missing is not None:
             with self.translate_errors(what):
-                self.client.batch_update_points(collection, vector_operations(points, only_if_missing))
-        except BackendError as e:
-            if not is_not_found(e):
-                raise
-            # a point was deleted after it was read: the others are written again, guarded as before
-            with self.translate_errors(what):
-                points = self._still_to_write(collection, points, None)
-                if points:
-                    self.client.batch_update_points(collection, vector_operations(points, only_if_missing))
+                points = self._still_to_write(collection, points, only_if_missing)
+        self._write_existing(collection, points, what, lacking=only_if_missing)
+
+    def _write_existing(self, collection: str, points: list[Point], what: str, *, guard: str | None = None,
+                        lacking: str | None = None) -> None:
+        """Write ``points`` to a server, skipping the ones deleted meanwhile, however many deletes race it.
+
+        ``guard`` is the ``only_if_missing`` vector Qdrant checks per point; ``lacking`` the one vecmig
+        checks itself when it reads the points again (servers without conditional writes).
+
+        A server answers 404 for the whole request when one of its ids is gone (having written the
+        others, or not). Then the points still there are read and written again, until the write lands
+        or none is left: each round is smaller than the one before. When none went missing (an id
+        deleted and written again in between) the rest is written one point at a time, where a 404
+        only means that point is gone. Writing a point twice does no harm: the same payload fields and
+        vectors, under the same guard.
+        """
+        while points:
+            try:
+                with self.translate_errors(what):
+                    self.client.batch_update_points(collection, vector_operations(points, guard))
+                return
+            except BackendError as e:
+                if not is_not_found(e):
+                    raise
+            with self.translate_errors(what):  # a 404 for the collection itself is raised from here
+                left = self._still_to_write(collection, points, lacking)
+            if len(left) == len(points):
+                break
+            points = left
+        for p in points:
+            try:
+                with self.translate_errors(what):
+                    self.client.batch_update_points(collection, vector_operations([p], guard))
+            except BackendError as e:
+                if not is_point_missing(e):
+                    raise
+
+    def _note_size(self, collection: str) -> None:
+        """Embedded: vecmig's note (once per process) when ``collection`` is past local mode's size."""
+        if self.embedded and not _large_noted:
+            points = self.count(collection)
+            if points > LARGE_EMBEDDED:
+                note_large_collection(collection, points)
 
     def _still_to_write(self, collection: str, points: list[Point], lacking: str | None) -> list[Point]:
         """The points that exist (and, with ``lacking``, don't have that vector yet)."""
@@ -491,6 +564,7 @@ class QdrantBackend(Backend):
 def open_embedded(path: Path, lock_timeout: float) -> QdrantClient:
     """Open a local-mode folder, waiting up to ``lock_timeout`` seconds while another process holds it."""
     path = path.resolve()
+    hush_large_collection_warning()  # opening warns about every large collection
     if path.exists() and not path.is_dir():
         raise BackendError(f"the embedded store {path} is a file, not a folder: fix `url` in vecmig.ini or VECMIG_URL")
     try:
@@ -565,6 +639,12 @@ def vector_operations(points: list[Point], lacking: str | None) -> list[Any]:
 def is_not_found(e: BackendError) -> bool:
     cause = e.__cause__
     return isinstance(cause, UnexpectedResponse) and cause.status_code == 404
+
+
+def is_point_missing(e: BackendError) -> bool:
+    """A 404 naming a point ("No point with id 7 found"), not the collection."""
+    cause = e.__cause__
+    return is_not_found(e) and re.search(r"\bno point\b", server_message(cause), re.IGNORECASE) is not None
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from qdrant_client import models
 
 from vecmig.backends.base import RecordStore
 from vecmig.errors import BackendError
+from vecmig.state_records import stray_point
 
 #: record ids are uuid5(RECORD_NAMESPACE, key): the same key is the same point in every store
 RECORD_NAMESPACE = uuid.UUID("5b7e4f1c-2a0d-5e8b-9c3f-6d1a2b4c8e70")
@@ -65,7 +66,12 @@ class QdrantRecordStore(RecordStore):
         """The whole payload of ``key``'s record (doc and token), or None."""
         with self._errors(f"reading {key!r}"):
             records = self.client.retrieve(self.name, [record_id(key)], with_payload=True, with_vectors=False)
-        return dict(records[0].payload or {}) if records else None
+        if not records:
+            return None
+        payload = dict(records[0].payload or {})
+        if payload.get("key") != key:  # a point written by hand (or by another tool) at this record's id
+            raise stray_point(self.name, records[0].id, payload.get("kind"))
+        return payload
 
     def _write(self, key: str, doc: dict, **conditions) -> str:
         """Upsert ``key`` (under ``conditions``); returns the token the write carried."""
@@ -101,9 +107,17 @@ class QdrantRecordStore(RecordStore):
                 )
             for r in records:
                 payload = r.payload or {}
+                if not isinstance(payload.get("key"), str) or not payload["key"]:
+                    raise stray_point(self.name, r.id, kind)
                 found[payload["key"]] = payload.get("doc")
             if offset is None:
                 return dict(sorted(found.items()))
+
+    def strays(self, limit: int = 3) -> list[str]:
+        flt = models.Filter(must=[models.IsEmptyCondition(is_empty=models.PayloadField(key="key"))])
+        with self._errors("looking for points that are not records"):
+            records, _ = self.client.scroll(self.name, scroll_filter=flt, limit=limit, with_payload=False, with_vectors=False)
+        return [str(r.id) for r in records]
 
     def insert_if_absent(self, key: str, doc: dict) -> bool:
         if self._conditional():
@@ -121,7 +135,8 @@ class QdrantRecordStore(RecordStore):
             token = self._write(key, doc, update_mode=models.UpdateMode.UPDATE_ONLY, update_filter=condition)
             return self._landed(key, token)
         stored = self._read(key)
-        if stored is None or (stored.get("doc") or {}).get(field) != expected:
+        current = stored.get("doc") if stored is not None else None
+        if not isinstance(current, dict) or current.get(field) != expected:
             return False
         token = self._write(key, doc)
         time.sleep(self.settle_delay)

@@ -13,6 +13,7 @@ translation (ids, payloads, vectors) in ``weaviate_points``, the state collectio
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 import uuid
 import warnings
@@ -57,6 +58,8 @@ WRITE_RETRY_PAUSES = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, None)
 SCAN_PAGE = 500
 MIN_VERSION = {"aliases": (1, 32, 0), "add_vector": (1, 31, 0), "multivectors": (1, 29, 0)}
 _CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network")
+#: Weaviate's "no such collection": `... class does not exist` (1.35), `target class "X" does not exist` (1.38 aliases)
+_MISSING_CLASS = re.compile(r'\bclass (?:"[^"]*" )?does not exist')
 _LIB: tuple | None = None
 
 
@@ -211,7 +214,9 @@ class WeaviateBackend(Backend):
                 return f"Weaviate adds a vector only to a collection that already uses named vectors, and {collection.name!r} has {'only the legacy unnamed vector' if collection.vectors else 'no vectors'}: {ALIAS_STRATEGY}"
             return None
         if feature == "drop_vector":
-            # Weaviate up to 1.35 has no API that removes a named vector, and none that reports one
+            # Weaviate (1.35 through 1.38) has no API that removes a named vector, and none that reports
+            # one: 1.38's DELETE /schema/{class}/vectors/{name}/index is experimental, off unless the
+            # server sets ENABLE_EXPERIMENTAL_ALTER_SCHEMA_DROP_VECTOR_INDEX_ENDPOINT, and drops only the index
             return f"Weaviate can't drop a named vector from a collection: {DROP_STRATEGY}"
         if feature == "sparse_vectors":
             return "Weaviate has no sparse vectors; its built-in BM25 keyword search over text properties (hybrid queries) takes their place: declare the text as properties instead"
@@ -295,8 +300,8 @@ class WeaviateBackend(Backend):
         if name in aliases:
             raise BackendError(f"{what}: {name!r} is an alias (of {aliases[name]!r}): drop the alias, or name the collection")
         if name not in self.list_collections():
-            # absent: nothing to do. Exact names only: Weaviate 1.35 matches a DELETE without case and
-            # drops the *data* of a collection named e.g. `Products` when asked for `PRODUCTS`
+            # absent: nothing to do. Exact names only: Weaviate (1.35 and 1.38 alike) matches a DELETE
+            # without case and drops the *data* of a collection named e.g. `Products` when asked for `PRODUCTS`
             return
         with self._errors(what):
             self.client.collections.delete(name)
@@ -661,7 +666,7 @@ class WeaviateBackend(Backend):
 
     @contextlib.contextmanager
     def _errors(self, what: str, *, missing: str | None = None) -> Iterator[None]:
-        """Client exceptions -> one-line BackendError; ``missing`` replaces Weaviate's 'class does not exist'."""
+        """Client exceptions -> one-line BackendError; ``missing`` replaces Weaviate's 'class ("X") does not exist'."""
         try:
             yield
         except BackendError:
@@ -673,7 +678,7 @@ class WeaviateBackend(Backend):
             if not isinstance(e, (weaviate.exceptions.WeaviateBaseError, OSError)) and type(e).__module__.split(".")[0] not in ("grpc", "httpx", "httpcore"):
                 raise
             text = error_text(e)
-            if missing and "class does not exist" in text:
+            if missing and _MISSING_CLASS.search(text):
                 text = missing
             if "found similar class" in text:
                 text += " (Weaviate names are unique regardless of case)"

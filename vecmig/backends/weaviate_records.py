@@ -28,11 +28,20 @@ from typing import Any
 from vecmig.backends.base import RecordStore
 from vecmig.backends.weaviate import client_library, error_text
 from vecmig.errors import BackendError
+from vecmig.state_records import NotJSON, stray_point
 
 #: fixed namespace of the record ids; never change it (existing state would become unreadable)
 RECORDS_NAMESPACE = uuid.UUID("6f1c3a52-9d1e-5b0a-8f4e-7ec1a0d3b9c4")
 #: records per page when scanning
 PAGE = 1000
+
+
+def _loads(text: str | None):
+    """A record's ``doc`` property: its JSON, or the text itself when it is not JSON (reported by the reader)."""
+    try:
+        return json.loads(text or "{}")
+    except ValueError:
+        return NotJSON(text)
 
 
 @dataclass
@@ -104,7 +113,9 @@ class WeaviateRecordStore(RecordStore):
             obj = self._col.query.fetch_object_by_id(self.object_id(key))
         if obj is None:
             return None
-        return _Stored(json.loads(obj.properties.get("doc") or "{}"), obj.properties.get("token") or "")
+        if obj.properties.get("key") != key:  # an object written by hand (or by another tool) at this record's id
+            raise stray_point(self.name, obj.uuid, obj.properties.get("kind"))
+        return _Stored(_loads(obj.properties.get("doc")), obj.properties.get("token") or "")
 
     def _write(self, key: str, doc: dict, token: str) -> None:
         _, wvc = client_library()
@@ -135,9 +146,24 @@ class WeaviateRecordStore(RecordStore):
         out = {}
         for obj in objects:
             key = obj.properties.get("key") or ""
+            if not key:
+                raise stray_point(self.name, obj.uuid, kind)
             if key == kind or key.startswith(kind + "/"):
-                out[key] = json.loads(obj.properties.get("doc") or "{}")
+                out[key] = _loads(obj.properties.get("doc"))
         return dict(sorted(out.items()))
+
+    def strays(self, limit: int = 3) -> list[str]:
+        with self.backend._errors(f"state collection {self.name!r}"):
+            properties = {p.name for p in self._col.config.get().properties}
+            if "key" not in properties:  # not a state collection at all
+                return [str(o.uuid) for o in self._col.query.fetch_objects(limit=limit, return_properties=[]).objects]
+            found = []
+            for obj in self._col.iterator(return_properties=["key"], cache_size=PAGE):
+                if not obj.properties.get("key"):
+                    found.append(str(obj.uuid))
+                    if len(found) >= limit:
+                        break
+            return found
 
     # conditional writes (write-then-verify, see the module docstring)
 
@@ -155,7 +181,7 @@ class WeaviateRecordStore(RecordStore):
 
     def replace_if(self, key: str, doc: dict, field: str, expected: Any) -> bool:
         current = self._read(key)
-        if current is None or current.doc.get(field) != expected:
+        if current is None or not isinstance(current.doc, dict) or current.doc.get(field) != expected:
             return False
         token = uuid.uuid4().hex
         self._write(key, doc, token)

@@ -16,8 +16,9 @@ Properties take Weaviate's data types (``text``, ``int``, ``number``, ``boolean`
 ``float``, ``bool``, ``datetime`` and ``geo`` are accepted as spellings of those. Reading back gives
 the Weaviate names.
 
-Payload indexes: Weaviate makes every property filterable by default, can't add a filter index to
-an existing property, and (up to 1.35) can't drop one. So a payload index is vecmig's *record* that
+Payload indexes: Weaviate makes every property filterable by default and can't add a filter index to
+an existing property (1.38 can only as a reindex task, with distributed tasks enabled on the server),
+so a dropped one can't be counted on to come back. A payload index is vecmig's *record* that
 a property is meant to be filtered on, kept as a marker in the property's description
 (``vecmig:index=keyword``; descriptions are the one mutable part of a property), over Weaviate's
 filter index. A property created for an index gets ``indexFilterable`` (and ``indexRangeFilters``

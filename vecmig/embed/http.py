@@ -20,6 +20,7 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import httpx
 
+from vecmig.config import add_secret
 from vecmig.embed.base import Embedder, EmbedderError, Settings, one_line
 
 log = logging.getLogger("vecmig.embed")
@@ -243,6 +244,7 @@ class HttpEmbedder(Embedder):
         key = settings.str("api_key")
         if key is None:
             key = next((os.environ[v] for v in self.api_key_env if os.environ.get(v)), None)
+        add_secret(key)
         self.api_key = key
         if not key and self.base_url == self.default_base_url.rstrip("/") and self.api_key_env:
             raise settings.error(

@@ -3,6 +3,8 @@ and reverse. They are registered by name; revision files refer to them by that n
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 from dataclasses import MISSING, dataclass, field, fields
 from functools import lru_cache
@@ -58,8 +60,18 @@ class Op:
     op_name: ClassVar[str] = ""
     #: why the op can't be undone automatically (None: it can)
     irreversible: ClassVar[str | None] = None
+
+    @property
+    def destructive(self) -> bool:
+        """Whether running the op deletes data: plans mark it `!` and the CLI asks first (--yes).
+        By default an op that can't be undone does; an op may be irreversible without deleting
+        anything (a custom Python step without a reverse)."""
+        return bool(self.irreversible)
+
     #: revision-file keys that are Python keywords -> field names (e.g. "from" -> "from_")
     renames: ClassVar[dict[str, str]] = {}
+    #: the parameters as the revision file wrote them (``use_dimensions`` fills in sizes later)
+    declared: ClassVar[dict | None] = None
     #: the folder of the revision file, for ops that read files next to it
     source_dir: Path | None = field(default=None, repr=False, compare=False, kw_only=True)
 
@@ -69,7 +81,10 @@ class Op:
         from vecmig.ops.params import check_params
 
         check_params(cls.op_name, params, where)
-        return cls(**{cls.renames.get(k, k): v for k, v in params.items()}, source_dir=source_dir)
+        # a copy: planning fills in sizes (use_dimensions), which must not reach the parsed file
+        op = cls(**{cls.renames.get(k, k): v for k, v in copy.deepcopy(params).items()}, source_dir=source_dir)
+        op.declared = json.loads(json.dumps(params, default=repr))
+        return op
 
     def params(self) -> dict[str, Any]:
         """The op as a revision file would write it: the values not at their default."""
@@ -83,6 +98,21 @@ class Op:
             if value != default:
                 out[keys.get(f.name, f.name)] = value
         return out
+
+    def data_files(self) -> list[str]:
+        """Files next to the revision this op reads its data from (their digests are part of what it is)."""
+        return []
+
+    def identity(self) -> dict:
+        """What the op is, as the journal keeps it: its name, its parameters and the digests of the files
+        it reads. Resume matches journaled ops by it; rollback rebuilds the op it undoes from it."""
+        folder = self.source_dir or Path.cwd()
+        files = {}
+        for name in self.data_files():
+            path = folder / name
+            files[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        params = self.declared if self.declared is not None else json.loads(json.dumps(self.params(), default=repr))
+        return {"op": self.op_name, "params": params, "files": files}
 
     def embedder_names(self, view: SchemaView | None = None) -> dict[str, int | None]:
         """The embedders this op uses -> the size of the vector each fills (None: not known yet).
@@ -116,6 +146,12 @@ class Op:
         """The op that undoes this one, or None when it can't be undone."""
         return None
 
+    def reverse_partial(self, checkpoint: dict | None) -> "Op | None":
+        """The op that undoes what a run of this op stopped part-way may have written (``checkpoint``:
+        its last saved cursor), or None when such a run leaves nothing behind: the op makes its one
+        change at once, and ``found_applied`` tells whether it did."""
+        return None
+
 
 def build_op(name: str, params: Any, where: str, source_dir: Path | None = None) -> Op:
     """An op from its name and parameters as written in a revision file."""
@@ -131,6 +167,20 @@ def build_op(name: str, params: Any, where: str, source_dir: Path | None = None)
     if not isinstance(params, dict):
         raise ScriptError(f"{where}: {name} takes a mapping of parameters, got {type(params).__name__}")
     return cls.from_params(params, where, source_dir)
+
+
+def rebuild_op(entry: dict, where: str) -> Op | None:
+    """The op a journal entry was written for, as it was when it ran (not as its file says now).
+    None when the entry can't rebuild it: a custom Python step (code isn't journaled), or an entry
+    from before ops were journaled with their parameters."""
+    name, params = entry.get("op"), entry.get("params")
+    if name not in OPS or not isinstance(params, dict):
+        return None
+    op = build_op(name, params, where, Path(entry["source_dir"]) if entry.get("source_dir") else None)
+    for file, digest in (entry.get("files") or {}).items():
+        if op.identity()["files"].get(file) != digest:
+            raise PlanError(f"{where}: {file} changed since {name} read it: restore that file to undo what {name} wrote")
+    return op
 
 
 def require_collection(view: SchemaView, name: str, what: str):

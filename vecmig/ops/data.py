@@ -153,6 +153,9 @@ class Copy(Op):
             return None
         return NothingToUndo(undoes=self.what(), reason=f"the copied points go with {self.target!r} (drop_collection)")
 
+    def reverse_partial(self, checkpoint):
+        return self.reverse(None)
+
 
 @register("backfill")
 @dataclass
@@ -254,3 +257,6 @@ class Backfill(Op):
         else:
             reason = f"the points go with {self.target!r} (drop_collection)"
         return NothingToUndo(undoes=self.what(), reason=reason)
+
+    def reverse_partial(self, checkpoint):
+        return self.reverse(None)

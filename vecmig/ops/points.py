@@ -69,6 +69,9 @@ class BulkInsert(Op):
     def source(self) -> PointSource:
         return PointSource(self, self.points, self.file)
 
+    def data_files(self):
+        return [self.file] if self.file else []
+
     def describe(self):
         where = f"file={json.dumps(self.file)}" if self.file else f"{len(self.points or [])} points"
         return f"bulk_insert(collection={json.dumps(self.collection)}, {where})"
@@ -97,6 +100,13 @@ class BulkInsert(Op):
             return DeletePoints(collection=self.collection, file=self.file, source_dir=self.source_dir)
         return DeletePoints(collection=self.collection, ids=[p["id"] for p in self.points or []])
 
+    def reverse_partial(self, checkpoint):
+        """Batches are written in order and checkpointed after each: what a stopped run may have
+        written is the checkpointed points and the batch after them."""
+        written = int((checkpoint or {}).get("written") or 0)
+        ids = [p.id for p in islice(iter(self.source()), written + self.batch_size)]
+        return DeletePoints(collection=self.collection, ids=ids)
+
 
 @register("delete_points")
 @dataclass
@@ -107,6 +117,9 @@ class DeletePoints(Op):
     ids: list[int | str] | None = None
     file: str | None = None
     irreversible = "delete_points removes data: write an explicit downgrade (bulk_insert) to restore it"
+
+    def data_files(self):
+        return [self.file] if self.file else []
 
     def describe(self):
         where = f"file={json.dumps(self.file)}" if self.file else f"{len(self.ids or [])} ids"

@@ -155,6 +155,10 @@ class RoutingOp(Op):
             writes=[t.to_doc() for t in previous.writes],
         )
 
+    def reverse_partial(self, checkpoint):
+        """The route from before the change is checkpointed before the table is written."""
+        return self.reverse(checkpoint) if checkpoint and "previous" in checkpoint else None
+
 
 @register("dual_write")
 @dataclass

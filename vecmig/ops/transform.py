@@ -446,6 +446,9 @@ class TransformVectors(Op):
             reason = f"the points go with {self.target!r} (drop_collection)"
         return NothingToUndo(undoes=self.what(), reason=reason)
 
+    def reverse_partial(self, checkpoint):
+        return self.reverse(None)
+
 
 def as_matrix(rows: list) -> np.ndarray:
     import numpy as np

@@ -571,6 +571,9 @@ class Verify(Op):
             recalls.append(mean(scores))
         return recalls[0], (recalls[1] if len(recalls) > 1 else None), len(golden)
 
+    def data_files(self):
+        return [self.golden] if isinstance(self.golden, str) else []
+
     def reverse(self, undo):
         return NothingToUndo(undoes=self.what(), reason="verify only reads")
 

@@ -56,16 +56,20 @@ class ScriptDirectory:
         rev_id: str | None = None,
         branch_labels: Iterable[str] = (),
         down_revisions: Iterable[str] | None = None,
+        splice: bool = False,
         **variables: Any,
     ) -> Revision:
         """Write ``<rev>_<slug>.yaml`` (``.py`` for a Python template) and return it parsed.
 
         The parent is ``head`` (the single head, ``base`` for a new line, a label@head or an id)
-        unless ``down_revisions`` names them. Extra keyword arguments are template variables.
+        unless ``down_revisions`` names them. A parent that is not a head needs ``splice`` (a new
+        branch starts there), as in Alembic. Extra keyword arguments are template variables.
         """
         graph = self.graph
         rev_id = self._new_id(rev_id)
         parents = self._parents(head) if down_revisions is None else [graph.get(r).revision for r in down_revisions]
+        if not splice:
+            self._check_heads(parents, f"--head {head}" if down_revisions is None else "merge")
         branch_labels = list(branch_labels)
         for label in branch_labels:
             if not _NAME.fullmatch(label):
@@ -75,12 +79,13 @@ class ScriptDirectory:
         message = one_line(message)
         slug = slugify(message)
         source = self._find_template(template)
-        text = self._render(source, {
+        text = self._render(source, variables, {
             **variables,
             "revision": rev_id,
             "down_revision": (parents[0] if len(parents) == 1 else parents) or None,
             "branch_labels": branch_labels,
-            "depends_on": [graph.get(r).revision for r in depends_on],
+            # a branch label is kept as written (it stays right when the labelled line grows), as in Alembic
+            "depends_on": [r if r in graph.labels else graph.get(r).revision for r in depends_on],
             "message": message,
             "slug": slug,
             # what the message is about: "create products" -> "products"
@@ -104,10 +109,19 @@ class ScriptDirectory:
         self.__dict__.update(revisions=[*self.revisions, new], graph=checked)
         return new
 
-    def merge(self, revisions: Iterable[str] = ("heads",), *, message: str = "merge", rev_id: str | None = None) -> Revision:
-        """Write a revision whose ``down_revision`` lists ``revisions`` (``heads``: every head)."""
+    def merge(
+        self,
+        revisions: Iterable[str] = ("heads",),
+        *,
+        message: str = "merge",
+        rev_id: str | None = None,
+        branch_labels: Iterable[str] = (),
+        splice: bool = False,
+    ) -> Revision:
+        """Write a revision whose ``down_revision`` lists ``revisions`` (``heads``: every head;
+        ``X@heads``: the heads of X's lines). Revisions that are not heads need ``splice``."""
         graph = self.graph
-        ids = sorted({r for ref in revisions for r in (graph.heads if ref == "heads" else [graph.get(ref).revision])})
+        ids = sorted({r for ref in revisions for r in graph.resolve(ref)})
         if len(ids) < 2:
             raise GraphError(f"nothing to merge: {', '.join(ids) or 'no revision'} is a single line: name two or more heads")
         for rev in ids:
@@ -115,7 +129,7 @@ class ScriptDirectory:
             for other in ids:
                 if other in below:
                     raise GraphError(f"{other} is already below {rev}: merge revisions from different lines")
-        return self.generate_revision(message, down_revisions=ids, rev_id=rev_id)
+        return self.generate_revision(message, down_revisions=ids, rev_id=rev_id, branch_labels=branch_labels, splice=splice)
 
     def _new_id(self, rev_id: str | None) -> str:
         if rev_id is None:
@@ -128,6 +142,20 @@ class ScriptDirectory:
         if rev_id in self.graph:
             raise GraphError(f"revision id {rev_id!r} is already used by {shown_path(self.graph.get(rev_id).path)}: pick another id")
         return rev_id
+
+    def _check_heads(self, parents: list[str], where: str) -> None:
+        """Refuse a parent that is not a head (the new revision would start a branch) unless spliced."""
+        heads = set(self.graph.heads)
+        for parent in parents:
+            if parent in heads:
+                continue
+            above = self.graph.resolve(f"{parent}@heads")
+            names = f"{', '.join(above)} {'is' if len(above) == 1 else 'are'} above it"
+            if where == "merge":
+                fix = f"merge {parent}@head instead" if len(above) == 1 else "merge heads (see `vecmig heads`)"
+                raise GraphError(f"merge: revision {parent} is not a head ({names}): pass --splice to merge it anyway, or {fix}")
+            fix = f"continue its line with --head {parent}@head" if len(above) == 1 else "name a head (see `vecmig heads`)"
+            raise GraphError(f"{where}: revision {parent} is not a head ({names}): pass --splice to start a new branch from it, or {fix}")
 
     def _parents(self, head: str) -> list[str]:
         if head == "base":
@@ -167,7 +195,9 @@ class ScriptDirectory:
         known = ", ".join(n for n, _, _ in self.list_templates())
         raise ScriptError(f"no template {name!r}: the templates are {known} (see `vecmig list-templates`)")
 
-    def _render(self, source: Path, values: dict[str, Any]) -> str:
+    def _render(self, source: Path, given: dict[str, Any], values: dict[str, Any]) -> str:
+        """``source`` rendered with ``values``; ``given`` are the user's --var values, named in the
+        error when one isn't of the type the template converts it to (``| int``, ``| float``)."""
         import jinja2
 
         env = jinja2.Environment(
@@ -177,13 +207,55 @@ class ScriptDirectory:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        env.filters.update(yaml=to_yaml, py=repr)
+        env.filters.update(yaml=to_yaml, py=repr, int=strict_int, float=strict_float)
         try:
             return env.get_template(source.name).render(values)
+        except _NotA as e:
+            names = [k for k, v in given.items() if v == e.value]
+            if names:
+                raise ScriptError(f"--var {names[0]}={e.value}: {names[0]} must be {e.expected} (the template {template_name(source)!r} uses it as one)") from None
+            raise ScriptError(f"{shown_path(source)}: {e.value!r} is not {e.expected}: fix the template's default") from None
         except jinja2.TemplateSyntaxError as e:
             raise ScriptError(f"{shown_path(source)}, line {e.lineno}: template syntax error: {one_line(e.message)}") from None
         except jinja2.UndefinedError as e:
             raise ScriptError(f"{shown_path(source)}: {one_line(e.message)}: pass it with --var NAME=VALUE") from None
+
+
+class _NotA(Exception):
+    """A template variable that can't be converted as the template asks."""
+
+    def __init__(self, value: Any, expected: str):
+        super().__init__(value)
+        self.value, self.expected = value, expected
+
+
+def strict_int(value: Any, default: Any = None, base: int = 10) -> int:
+    """Jinja's ``int`` filter, except that a value that isn't an integer is an error, not 0."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value.strip(), base)
+        except ValueError:
+            pass
+    raise _NotA(value, "an integer")
+
+
+def strict_float(value: Any, default: Any = None) -> float:
+    """Jinja's ``float`` filter, except that a value that isn't a number is an error, not 0.0."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            pass
+        else:
+            if number == number and number not in (float("inf"), float("-inf")):
+                return number
+    raise _NotA(value, "a number")
 
 
 def _is_revision_file(path: Path) -> bool:

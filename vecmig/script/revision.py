@@ -10,6 +10,7 @@ import ast
 import hashlib
 import importlib.util
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from difflib import get_close_matches
@@ -186,8 +187,21 @@ def _unique_mapping(loader: _SafeUniqueLoader, node: yaml.MappingNode, deep: boo
 _SafeUniqueLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
 
 
+def _check_utf8(where: str, data: bytes) -> None:
+    """A revision file is UTF-8 (YAML's UTF-16 with a byte-order mark is read as well)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        from vecmig.config import not_utf8
+
+        raise ScriptError(not_utf8(where, data, e)) from None
+
+
 def _read_yaml(path: Path, data: bytes, checksum: str) -> YamlRevision:
     where = shown_path(path)
+    _check_utf8(where, data)
     try:
         doc = yaml.load(data, Loader=_SafeUniqueLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
@@ -218,6 +232,8 @@ def _yaml_error(e: yaml.YAMLError) -> str:
 
 def _read_python(path: Path, data: bytes, checksum: str) -> PythonRevision:
     where = shown_path(path)
+    if not re.match(rb"(?:[^\n]*\n)?[ \t\f]*#[^\n]*coding[:=]", data):  # a `# coding:` line names another encoding
+        _check_utf8(where, data)
     try:
         tree = ast.parse(data, filename=str(path))
     except (SyntaxError, ValueError) as e:
