@@ -79,7 +79,14 @@ def test_missing_parent_names_the_file_and_the_id():
 
 def test_missing_dependency_names_the_file_and_the_id():
     msg = error(RevisionGraph, [rev("a", deps=["zz"])])
-    assert msg == "versions/a_r.yaml: depends_on 'zz' is not a known revision: use the full id of an existing revision"
+    assert msg == "versions/a_r.yaml: depends_on 'zz' is neither a revision id nor a branch label: use the full id of an existing revision, or a label"
+
+
+def test_depends_on_may_name_a_branch_label():
+    g = RevisionGraph([rev("a1", labels=["main"]), rev("a2", "a1"), rev("y1"), rev("y2", "y1", deps=["main"])])
+    assert g.dependencies("y2") == ("a1",)
+    assert g.ancestors(["y2"]) == {"y2", "y1", "a1"} and g.heads == ["a2", "y2"]
+    assert ids(g.upgrade_path([], "y2")) == ["a1", "y1", "y2"]
 
 
 def test_two_revision_cycle_is_listed_with_the_files():
@@ -222,8 +229,9 @@ def test_unknown_revision_says_where_to_look(linear, ref):
     assert error(linear.get, ref) == f"unknown revision {ref!r}: see `vecmig history` for the ids"
 
 
-def test_label_names_the_head_of_its_branch(two_roots):
-    assert two_roots.get("main").revision == "a3"
+def test_a_bare_label_names_the_revision_that_declares_it_and_label_at_head_its_head(two_roots):
+    assert two_roots.get("main").revision == "a1"
+    assert two_roots.get("main@head").revision == "a3"
     assert two_roots.get("search@head").revision == "y2"
 
 
@@ -298,7 +306,7 @@ def test_upgrade_relative_past_the_head_is_refused(linear):
 
 def test_upgrade_relative_where_the_line_forks_is_refused(forked):
     msg = error(forked.upgrade_path, ["a"], "+1")
-    assert msg == "+1: the line branches after a (b1, c1): upgrade to a revision by id or to label@head"
+    assert msg == "+1: the line branches after a (b1, c1): name a revision by id, label@head or label@+N"
 
 
 def test_upgrade_relative_from_several_heads_asks_which_line(forked):
@@ -307,9 +315,14 @@ def test_upgrade_relative_from_several_heads_asks_which_line(forked):
     assert ids(forked.upgrade_path(["b1", "c1"], "b1+1")) == ["b2"]
 
 
-@pytest.mark.parametrize("target", ["-1", "base", "b-1"])
+@pytest.mark.parametrize("target", ["-1", "base", "x@-1", "x@base"])
 def test_upgrade_to_a_lower_target_points_to_downgrade(linear, target):
     assert error(linear.upgrade_path, ["c"], target) == f"{target!r} is below the store: use `vecmig downgrade {target}`"
+
+
+def test_upgrade_to_rev_minus_n_names_the_revision_below_it(linear):
+    assert ids(linear.upgrade_path(["a"], "d-1")) == ["b", "c"]
+    assert linear.upgrade_path(["c"], "b-1") == []  # a is applied: nothing to do
 
 
 def test_upgrade_pulls_in_dependencies_from_another_line(two_roots):
@@ -427,8 +440,196 @@ def test_history_range_newer_first_is_refused(linear):
 
 @pytest.mark.parametrize("rng", ["abc", "a:b:c"])
 def test_history_range_needs_one_colon(linear, rng):
-    assert error(linear.history, rng) == f"history range {rng!r}: write OLDER:NEWER, e.g. base:head, abc1:, :abc1, current:head"
+    assert error(linear.history, rng) == f"history range {rng!r}: write OLDER:NEWER, e.g. base:head, abc1:, :abc1, current:head, label@base:label@head"
 
 
 def test_history_range_with_a_label_and_a_dependency(two_roots):
-    assert ids(two_roots.history(":search")) == ["y2", "y1", "a2", "a1"]
+    assert ids(two_roots.history(":search@head")) == ["y2", "y1", "a2", "a1"]
+    assert ids(two_roots.history(":search")) == ["y1"]  # the label's own revision and what it needs
+
+
+# -- the shapes of issue 13: labelled branches, lines that depend on each other, stamping -----------
+
+@pytest.fixture
+def trunk() -> RevisionGraph:
+    """s1 -> s2 -> s3 -> s4; zed: s2 -> z1 -> z2; f1 off s1, fin on f2: s1 -> f1 -> f2 -> f3."""
+    return RevisionGraph([
+        rev("s1"), rev("s2", "s1"), rev("s3", "s2"), rev("s4", "s3"),
+        rev("z1", "s2", labels=["zed"]), rev("z2", "z1"),
+        rev("f1", "s1"), rev("f2", "f1", labels=["fin"]), rev("f3", "f2"),
+    ])
+
+
+@pytest.fixture
+def crossdep() -> RevisionGraph:
+    """Two labelled roots; y2 depends on a2, the middle of the other line."""
+    return RevisionGraph([
+        rev("a1", labels=["main"]), rev("a2", "a1"), rev("a3", "a2"),
+        rev("y1", labels=["search"]), rev("y2", "y1", deps=["a2"]), rev("y3", "y2"),
+    ])
+
+
+@pytest.fixture
+def merged_on() -> RevisionGraph:
+    """a -> b, a -> c, merged by m, then n -> o."""
+    return RevisionGraph([rev("a"), rev("b", "a"), rev("c", "a"), rev("m", "b", "c"), rev("n", "m"), rev("o", "n")])
+
+
+def store_after(g: RevisionGraph, heads, command: str, target: str) -> list[str]:
+    path = g.upgrade_path(heads, target) if command == "upgrade" else g.downgrade_path(heads, target)
+    applied = g.applied(heads)
+    applied = applied | set(ids(path)) if command == "upgrade" else applied - set(ids(path))
+    return g.heads_of(applied)
+
+
+def test_upgrade_to_a_bare_label_stops_at_the_revision_that_declares_it(trunk):
+    assert ids(trunk.upgrade_path([], "fin")) == ["s1", "f1", "f2"]
+    assert ids(trunk.upgrade_path(["f2"], "fin@head")) == ["f3"]
+    assert ids(trunk.upgrade_path([], "zed")) == ["s1", "s2", "z1"]
+
+
+def test_downgrade_to_a_bare_label_keeps_the_labelled_revision(trunk):
+    assert ids(trunk.downgrade_path(["f3", "s4"], "fin")) == ["f3"]
+
+
+def test_history_from_a_label_lists_its_branch(trunk):
+    assert ids(trunk.history("fin:")) == ["f3", "f2"]
+    assert ids(trunk.history("zed:")) == ["z2", "z1"]
+    assert ids(trunk.history(":fin")) == ["f2", "f1", "s1"]
+
+
+def test_history_above_a_revision_follows_its_line_not_what_depends_on_it(crossdep):
+    assert ids(crossdep.history("a2:")) == ["a3", "a2"]
+    assert ids(crossdep.history("current:", current_heads=["a2", "y1"])) == ["y3", "y2", "y1", "a3", "a2"]
+
+
+def test_label_at_base_in_a_history_range_is_the_branch_alone(trunk, crossdep):
+    assert ids(trunk.history("fin@base:fin@head")) == ["f3", "f2", "f1"]
+    assert ids(trunk.history("base:fin@head")) == ["f3", "f2", "f1", "s1"]
+    assert ids(crossdep.history("main@base:main@head")) == ["a3", "a2", "a1"]
+    assert error(trunk.history, "fin@head:fin@base") == "history range 'fin@head:fin@base': fin@base can only be the older end: write fin@base:fin@head"
+
+
+def test_history_base_to_head_with_several_heads_lists_everything(trunk):
+    assert len(trunk.history("base:head")) == len(trunk) == len(trunk.history("base:heads"))
+
+
+def test_rev_at_head_is_the_head_of_the_line_through_it(trunk):
+    assert trunk.get("f1@head").revision == "f3"
+    assert error(trunk.get, "s2@head") == "revision s2 has several heads (s4, z2): name one of them"
+    assert trunk.resolve("s2@heads") == ["s4", "z2"]
+    assert ids(trunk.upgrade_path(["s4"], "s2@heads")) == ["z1", "z2"]
+
+
+def test_label_at_rev_checks_the_revision_is_on_the_branch(trunk):
+    assert trunk.get("fin@f1").revision == "f1"
+    assert error(trunk.get, "fin@s4") == "revision s4 is not on branch 'fin': see `vecmig history -r fin@base:fin@heads`"
+
+
+def test_label_plus_n_steps_up_that_branch_from_where_the_store_is(trunk):
+    assert store_after(trunk, ["s2"], "upgrade", "zed@+1") == ["z1"]
+    # the store is on another branch: fin starts from the highest applied revision on its lines (s1)
+    assert store_after(trunk, ["z1"], "upgrade", "fin@+1") == ["f1", "z1"]
+    assert store_after(trunk, ["f1", "z1"], "upgrade", "fin@+2") == ["f3", "z1"]
+    assert store_after(trunk, [], "upgrade", "fin@+1") == ["s1"]
+    assert error(trunk.upgrade_path, ["f3"], "fin@+1") == "fin@+1: there are only 0 revisions above f3 on fin: use `vecmig upgrade fin@head`"
+
+
+def test_label_minus_n_steps_down_that_branch_only(trunk):
+    assert store_after(trunk, ["f2", "z1"], "downgrade", "fin@-1") == ["f1", "z1"]
+    assert store_after(trunk, ["f3", "s4"], "downgrade", "fin@-3") == ["s4"]
+    assert store_after(trunk, ["s4", "z2"], "downgrade", "zed@-2") == ["s4"]
+    assert error(trunk.downgrade_path, ["s4"], "fin@-1") == "fin@-1: nothing on fin's lines is applied (the store is at s4)"
+
+
+def test_rev_plus_n_as_a_downgrade_target(trunk, merged_on):
+    assert store_after(trunk, ["f3"], "downgrade", "f1+1") == ["f2"]
+    assert store_after(merged_on, ["o"], "downgrade", "b+1") == ["m"]
+    assert error(trunk.downgrade_path, ["f3", "s4"], "s1+1") == "s1+1: the line branches after s1 (f1, s2): name a revision by id, label@head or label@+N"
+    assert store_after(trunk, ["f3", "s4"], "downgrade", "fin@s1+1") == ["f1", "s4"]
+
+
+def test_label_at_rev_as_a_downgrade_target_undoes_only_that_branch(trunk):
+    assert store_after(trunk, ["f3", "s4"], "downgrade", "fin@s1") == ["s4"]
+    assert store_after(trunk, ["s4", "z2"], "downgrade", "zed@s2-1") == ["s1"]
+
+
+def test_a_head_another_head_depends_on_is_not_where_relative_steps_start(crossdep):
+    heads = store_after(crossdep, [], "upgrade", "y2")
+    assert heads == ["a2", "y2"] and crossdep.tips(heads) == ["y2"]  # a2 stays a head: a3 is not applied
+    assert store_after(crossdep, heads, "upgrade", "+1") == ["a2", "y3"]
+    assert store_after(crossdep, ["a2", "y3"], "downgrade", "-1") == ["a2", "y2"]
+    assert store_after(crossdep, ["a2", "y2"], "downgrade", "-1") == ["a2", "y1"]
+    msg = error(crossdep.downgrade_path, ["a2", "y1"], "-1")  # two lines, neither needs the other
+    assert msg == "-1: the store is at several heads (a2, y1): name the revision to downgrade to, e.g. `a2-1`"
+
+
+def test_label_relative_steps_on_lines_that_depend_on_each_other(crossdep):
+    assert store_after(crossdep, ["a1", "y1"], "downgrade", "main@-1") == ["y1"]
+    assert store_after(crossdep, [], "upgrade", "main@+1") == ["a1"]
+    assert store_after(crossdep, ["a3", "y3"], "downgrade", "search@base") == ["a3"]
+    assert store_after(crossdep, ["a3", "y3"], "downgrade", "main@base") == ["y1"]
+
+
+def test_heads_resolving_dependencies_leaves_out_a_depended_on_head():
+    g = RevisionGraph([rev("a1"), rev("a2", "a1"), rev("y1"), rev("y2", "y1", deps=["a2"])])
+    assert g.heads == ["a2", "y2"] and g.tips(g.heads) == ["y2"]
+
+
+def test_minus_n_steps_down_through_a_merge(merged_on):
+    assert store_after(merged_on, ["o"], "downgrade", "-3") == ["b", "c"]
+    assert store_after(merged_on, ["m"], "downgrade", "-1") == ["b", "c"]
+    assert error(merged_on.downgrade_path, ["o"], "-4") == "-4: m merges b, c: name the revision to downgrade to"
+
+
+def test_label_at_base_on_a_branch_off_a_shared_trunk_removes_that_branch_only(trunk):
+    assert store_after(trunk, ["f3", "s4", "z2"], "downgrade", "fin@base") == ["s4", "z2"]
+    assert store_after(trunk, ["f3", "s4", "z2"], "downgrade", "zed@base") == ["f3", "s4"]
+
+
+# -- stamp ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("before, targets, after", [
+    (["s4"], ["z1"], ["s4", "z1"]),             # another branch: only its own line moves
+    (["s4", "z1"], ["z2"], ["s4", "z2"]),
+    (["s4", "z2"], ["s3"], ["s3", "z2"]),       # down one line, the other stays
+    (["f3", "s4", "z2"], ["s2"], ["f3", "s2"]),  # s2 is below both s4 and z2
+    (["f3", "s4", "z2"], ["base"], []),
+    ([], ["s4", "z1"], ["s4", "z1"]),           # several targets, one per line
+    (["s4", "z1"], ["f1"], ["f1", "s4", "z1"]),
+    (["f1", "s4", "z1"], ["s1"], ["s1"]),
+    (["s3"], ["heads"], ["f3", "s4", "z2"]),
+    (["s3"], ["zed"], ["s3", "z1"]),            # a bare label is the revision that declares it
+    (["s3", "z1"], ["fin@head"], ["f3", "s3", "z1"]),
+    (["f3", "z2"], ["fin@base"], ["z2"]),       # the branch's own line goes
+    (["f3"], ["fin@base"], ["s1"]),             # ... and only that: s1 is the shared trunk
+])
+def test_stamp_moves_only_the_lines_the_targets_are_on(trunk, before, targets, after):
+    assert trunk.stamp_heads(before, targets) == after
+
+
+def test_stamp_purge_replaces_every_head(trunk):
+    assert trunk.stamp_heads(["f3", "s4"], ["z1"], purge=True) == ["z1"]
+
+
+def test_stamp_across_lines_that_depend_on_each_other(crossdep):
+    assert crossdep.stamp_heads(["a3", "y3"], ["a1"]) == ["a1"]  # y2 needs a2: the search line goes too
+    assert crossdep.stamp_heads(["a2", "y1"], ["y2"]) == ["a2", "y2"]
+    assert crossdep.stamp_heads(["a3", "y1"], ["y2"]) == ["a3", "y2"]
+
+
+@pytest.mark.parametrize("targets, expected", [
+    (["s2", "s4"], "stamp: s2 is below s4: stamp one revision per line"),
+    (["-1"], "stamp -1: stamp takes revisions, not steps: name a revision (`vecmig history` lists them)"),
+    (["zz"], "unknown revision 'zz': see `vecmig history` for the ids"),
+    (["head"], "multiple heads (f3, s4, z2): name one of them"),
+    ([], "stamp: name a revision (or base, heads, label@head)"),
+])
+def test_stamp_refuses_targets_it_cannot_record(trunk, targets, expected):
+    assert error(trunk.stamp_heads, ["s4"], targets) == expected
+
+
+def test_label_relative_steps_with_several_heads_on_its_lines_ask_for_one():
+    g = RevisionGraph([rev("r", labels=["root"]), rev("p", "r"), rev("q", "r")])
+    assert error(g.downgrade_path, ["p", "q"], "root@-1") == "root@-1: the store has several heads on root's lines (p, q): name one, e.g. `p-1`"
+    assert error(g.upgrade_path, ["r"], "root@+1") == "root@+1: the line branches after r (p, q): name a revision by id, label@head or label@+N"

@@ -1,8 +1,14 @@
 """The revision graph: pure logic over revision headers, no I/O (Alembic's RevisionMap).
 
 Two kinds of edge lead from a revision to the ones it needs: ``down_revision`` (the line it
-continues) and ``depends_on`` (applied first, from any line). Heads, branch points and relative
-steps (``+N``, ``-N``) follow ``down_revision`` only; what must be applied or un-applied follows both.
+continues) and ``depends_on`` (applied first, from any line). Heads, branch points, lines and
+relative steps (``+N``, ``-N``) follow ``down_revision`` only; what must be applied or un-applied
+follows both.
+
+Targets are written as in Alembic: an id or unique prefix; a branch label (the revision that
+declares it); ``head``, ``heads``, ``base``; ``X@head``, ``X@heads``, ``X@base`` and ``X@REV`` for
+a branch label or revision X; and relative steps ``+N``, ``-N``, ``REV+N``, ``REV-N``, ``X@+N``,
+``X@-N``, ``X@REV+N``.
 """
 
 from __future__ import annotations
@@ -15,11 +21,22 @@ from vecmig.script.revision import shown_path
 
 UP, DOWN = "up", "down"
 RESERVED = ("base", "current", "head", "heads")
-_RELATIVE = re.compile(r"(?P<start>[^+-]*)(?P<sign>[+-])(?P<n>\d+)")
+_RELATIVE = re.compile(r"(?:(?P<branch>\w+)@)?(?P<start>\w*)(?P<sign>[+-])(?P<n>\d+)")
 
 
 def _file(rev: Any) -> str:
     return shown_path(rev.path)
+
+
+def _list(ids: Iterable[str]) -> str:
+    return ", ".join(sorted(ids))
+
+
+def _not_a_revision(ref: str) -> GraphError:
+    """``base`` and ``X@base`` name a place below revisions, not a revision."""
+    if ref == "base":
+        return GraphError("'base' is not a revision (it is below the first one): name a revision, e.g. an id or label@head")
+    return GraphError(f"{ref!r} is not a revision: write `{ref[: -len('@base')]}@head` (or `{ref}` as a downgrade target)")
 
 
 class RevisionGraph:
@@ -33,18 +50,24 @@ class RevisionGraph:
             if other is not None:
                 raise GraphError(f"revision id {rev.revision!r} is in two files, {_file(other)} and {_file(rev)}: give one of them a new id")
             self._revs[rev.revision] = rev
+        self._labels = self._check_names()
         self._children: dict[str, set[str]] = {r: set() for r in self._revs}
         self._dependents: dict[str, set[str]] = {r: set() for r in self._revs}
+        self._deps: dict[str, tuple[str, ...]] = {}
         for rev in self._revs.values():
             for parent in rev.down_revisions:
                 if parent not in self._revs:
                     raise GraphError(f"{_file(rev)}: down_revision {parent!r} is not a known revision: fix the id or restore the missing file")
                 self._children[parent].add(rev.revision)
+            deps = []
             for needed in rev.depends_on:
-                if needed not in self._revs:
-                    raise GraphError(f"{_file(rev)}: depends_on {needed!r} is not a known revision: use the full id of an existing revision")
-                self._dependents[needed].add(rev.revision)
-        self._labels = self._check_names()
+                # a branch label stands for the revision that declares it, as in Alembic
+                target = needed if needed in self._revs else self._labels.get(needed)
+                if target is None:
+                    raise GraphError(f"{_file(rev)}: depends_on {needed!r} is neither a revision id nor a branch label: use the full id of an existing revision, or a label")
+                deps.append(target)
+                self._dependents[target].add(rev.revision)
+            self._deps[rev.revision] = tuple(dict.fromkeys(deps))
         self._rank = {r: i for i, r in enumerate(self._order())}
 
     def _check_names(self) -> dict[str, str]:
@@ -92,11 +115,13 @@ class RevisionGraph:
         return f"revision cycle {' -> '.join(cycle)}: fix down_revision or depends_on in one of {files}"
 
     def _needs(self, rev_id: str) -> set[str]:
-        rev = self._revs[rev_id]
-        return set(rev.down_revisions) | set(rev.depends_on)
+        return set(self._revs[rev_id].down_revisions) | set(self._deps[rev_id])
 
     def _needed_by(self, rev_id: str) -> set[str]:
         return self._children[rev_id] | self._dependents[rev_id]
+
+    def _parents(self, rev_id: str) -> set[str]:
+        return set(self._revs[rev_id].down_revisions)
 
     # -- the shape ------------------------------------------------------------------------------
 
@@ -119,6 +144,10 @@ class RevisionGraph:
     def labels(self) -> dict[str, str]:
         """Each branch label and the revision that declares it."""
         return dict(self._labels)
+
+    def dependencies(self, rev_id: str) -> tuple[str, ...]:
+        """The ids a revision's ``depends_on`` names (a branch label stands for its revision)."""
+        return self._deps[rev_id]
 
     def branch_points(self) -> list[str]:
         """Revisions continued by more than one revision."""
@@ -149,6 +178,11 @@ class RevisionGraph:
                 raise GraphError(f"unknown revision {r!r}: see `vecmig history` for the ids")
         return ids
 
+    def lineage(self, rev_id: str) -> set[str]:
+        """The revisions on ``rev_id``'s lines: what it continues and what continues it, along
+        ``down_revision`` only (Alembic's "shares lineage")."""
+        return self._walk([rev_id], self._parents) | self._walk([rev_id], self._children.__getitem__)
+
     def applied(self, heads: Iterable[str]) -> set[str]:
         """Every revision applied when the store is at ``heads``."""
         return self.ancestors(heads)
@@ -157,6 +191,14 @@ class RevisionGraph:
         """The heads a store records for a set of applied revisions: those not continued inside it."""
         applied = set(applied)
         return sorted(r for r in applied if not self._children[r] & applied)
+
+    def tips(self, heads: Iterable[str]) -> list[str]:
+        """Of ``heads``, those no other of them needs: a ``depends_on`` target that another head
+        depends on is not where a line ends, so relative steps (``+N``, ``-N``) don't start there.
+        Of the script's heads these are Alembic's ``heads --resolve-dependencies``."""
+        heads = set(heads)
+        below = set().union(*(self.ancestors([h]) - {h} for h in heads)) if heads else set()
+        return sorted(heads - below)
 
     def heads_after(self, current_heads: Iterable[str], rev_id: str, direction: str) -> list[str]:
         """The heads once ``rev_id`` is applied (``up``) or un-applied (``down``)."""
@@ -179,35 +221,93 @@ class RevisionGraph:
     # -- naming revisions -----------------------------------------------------------------------
 
     def get(self, ref: str) -> Any:
-        """A revision by id, unique id prefix, branch label (its head), ``head`` or ``label@head``."""
+        """One revision: an id, a unique id prefix, a branch label (the revision that declares it),
+        ``head``, ``X@head`` (the head of X's line) or ``X@REV`` (REV, checked to be on X's line)."""
+        if ref == "base" or ref.endswith("@base"):
+            raise _not_a_revision(ref)
+        found = self.resolve(ref)
+        if not found:
+            raise GraphError("no revisions yet: write one with `vecmig revision -m MESSAGE`")
+        if len(found) > 1:
+            raise GraphError(f"{ref!r} names several revisions ({', '.join(found)}): name one of them")
+        return self._revs[found[0]]
+
+    def resolve(self, ref: str) -> list[str]:
+        """The revisions ``ref`` names: one, except ``heads`` and ``X@heads`` (every head of X's
+        lines), and ``base`` (none). ``X@base`` is not a revision (see ``downgrade_path``)."""
         if ref in self._revs:
-            return self._revs[ref]
+            return [ref]
+        if ref == "base":
+            return []
+        if ref == "heads":
+            return self.heads
         if ref == "head":
             heads = self.heads
             if len(heads) != 1:
                 raise GraphError(f"multiple heads ({', '.join(heads)}): name one of them" if heads else "no revisions yet: write one with `vecmig revision -m MESSAGE`")
-            return self._revs[heads[0]]
-        label, at, where = ref.partition("@")
-        if at:
-            if where != "head":
-                raise GraphError(f"{ref!r} is not a revision: write `{label}@head` (or `{label}@base` as a downgrade target)")
-            return self._revs[self._label_head(label)]
+            return heads
+        branch, at, where = ref.partition("@")
+        if not at:
+            return [self._named(ref)]
+        anchor = self._anchor(branch)
+        if where == "heads":
+            return sorted(self._line_heads(anchor))
+        if where == "head":
+            return [self._line_head(branch, anchor)]
+        if where == "base":
+            raise _not_a_revision(ref)
+        rev_id = self._named(where)
+        self._check_on_line(branch, anchor, rev_id)
+        return [rev_id]
+
+    def _named(self, ref: str) -> str:
+        """An id, a branch label or a unique id prefix."""
+        if ref in self._revs:
+            return ref
         if ref in self._labels:
-            return self._revs[self._label_head(ref)]
+            return self._labels[ref]
+        if ref in RESERVED or "@" in ref:
+            raise GraphError(f"{ref!r} is not a revision here: write an id, a branch label or label@head")
         matches = sorted(r for r in self._revs if r.startswith(ref)) if ref else []
         if len(matches) == 1:
-            return self._revs[matches[0]]
+            return matches[0]
         if matches:
             raise GraphError(f"ambiguous revision {ref!r}: it starts {', '.join(matches)}: give more characters")
         raise GraphError(f"unknown revision {ref!r}: see `vecmig history` for the ids")
 
-    def _label_members(self, label: str) -> set[str]:
-        """A labelled line: the labelled revision, what continues it, and its own line down to
-        (not including) the revision where it branched off."""
-        if label not in self._labels:
-            known = f"the labels are {', '.join(sorted(self._labels))}" if self._labels else "no revision has branch_labels"
-            raise GraphError(f"unknown branch label {label!r}: {known}")
-        at = self._labels[label]
+    def _anchor(self, branch: str) -> str:
+        """The revision the X of ``X@...`` stands for: a branch label's revision, or a revision."""
+        if branch in self._labels:
+            return self._labels[branch]
+        if branch in self._revs:
+            return branch
+        matches = sorted(r for r in self._revs if r.startswith(branch)) if branch else []
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise GraphError(f"ambiguous revision {branch!r}: it starts {', '.join(matches)}: give more characters")
+        known = f"the labels are {', '.join(sorted(self._labels))}" if self._labels else "no revision has branch_labels"
+        raise GraphError(f"unknown branch label {branch!r}: {known}")
+
+    def _line_heads(self, anchor: str) -> set[str]:
+        return {r for r in self._walk([anchor], self._children.__getitem__) if not self._children[r]}
+
+    def _line_head(self, branch: str, anchor: str) -> str:
+        heads = self._line_heads(anchor)
+        if len(heads) > 1:
+            what = f"branch {branch!r}" if branch in self._labels else f"revision {anchor}"
+            raise GraphError(f"{what} has several heads ({_list(heads)}): name one of them")
+        return heads.pop()
+
+    def _check_on_line(self, branch: str, anchor: str, rev_id: str) -> None:
+        if rev_id not in self.lineage(anchor):
+            what = f"branch {branch!r}" if branch in self._labels else f"the line of {anchor}"
+            raise GraphError(f"revision {rev_id} is not on {what}: see `vecmig history -r {branch}@base:{branch}@heads`")
+
+    def line(self, branch: str) -> set[str]:
+        """What ``X@base`` removes: the revision X (a branch label's revision, or a revision), what
+        continues it, and its own line down to (not including) the revision where it branched off."""
+        at = self._anchor(branch)
         members = self._walk([at], self._children.__getitem__)
         while len(self._revs[at].down_revisions) == 1:
             parent = self._revs[at].down_revisions[0]
@@ -217,55 +317,98 @@ class RevisionGraph:
             at = parent
         return members
 
-    def _label_head(self, label: str) -> str:
-        heads = sorted(r for r in self._label_members(label) if not self._children[r])
-        if len(heads) > 1:
-            raise GraphError(f"branch {label!r} has several heads ({', '.join(heads)}): name one of them")
-        return heads[0]
+    # -- relative steps -------------------------------------------------------------------------
+
+    def _start(self, branch: str | None, current: list[str], applied: set[str], target: str, verb: str) -> str | None:
+        """Where ``+N``/``-N`` start: the store's one head that no other head needs, or with a branch
+        ``X@``, the store's one head on X's lines (or, going up, the highest applied revision there)."""
+        if not branch:
+            tips = self.tips(current)
+            if len(tips) > 1:
+                raise GraphError(
+                    f"{target}: the store is at several heads ({', '.join(tips)}): "
+                    + (f"say which line, e.g. `vecmig upgrade {tips[0]}{target}`" if verb == UP
+                       else f"name the revision to downgrade to, e.g. `{tips[0]}{target}`")
+                )
+            return tips[0] if tips else None
+        lineage = self.lineage(self._anchor(branch))
+        on_line = self.heads_of(applied & lineage) if verb == UP else [h for h in current if h in lineage]
+        if len(on_line) > 1:
+            raise GraphError(f"{target}: the store has several heads on {branch}'s lines ({', '.join(on_line)}): name one, e.g. `{on_line[0]}{target.partition('@')[2]}`")
+        if not on_line and verb == DOWN:
+            raise GraphError(f"{target}: nothing on {branch}'s lines is applied (the store is at {', '.join(current) or 'base'})")
+        return on_line[0] if on_line else None
+
+    def _up(self, start: str | None, n: int, branch: str | None, target: str) -> str | None:
+        """The revision ``n`` steps above ``start`` (None: base) along ``down_revision``; with a
+        branch, only through revisions on its lines."""
+        lineage = self.lineage(self._anchor(branch)) if branch else None
+        at = start
+        for step in range(n):
+            following = sorted(self._children[at]) if at else self.bases
+            if lineage is not None:
+                following = [r for r in following if r in lineage]
+            if not following:
+                head = f"{branch}@head" if branch else "head"
+                raise GraphError(f"{target}: there are only {step} revisions above {start or 'base'}{f' on {branch}' if branch else ''}: use `vecmig upgrade {head}`")
+            if len(following) > 1:
+                raise GraphError(f"{target}: the line branches after {at or 'base'} ({', '.join(following)}): name a revision by id, label@head or label@+N")
+            at = following[0]
+        return at
+
+    def _down(self, start: str, n: int, target: str) -> tuple[str | None, str]:
+        """The revision ``n`` steps below ``start`` along ``down_revision`` (None: base, just below
+        the root it reached), and the lowest revision the walk reached."""
+        at = start
+        for step in range(n):
+            parents = self._revs[at].down_revisions
+            if len(parents) > 1:
+                raise GraphError(f"{target}: {at} merges {', '.join(parents)}: name the revision to downgrade to")
+            if not parents:
+                if step < n - 1:
+                    raise GraphError(f"{target}: there are only {step + 1} revisions from {start} down to base: use `vecmig downgrade base`")
+                return None, at
+            at = parents[0]
+        return at, at
+
+    def _relative_start(self, rel: re.Match) -> str:
+        start = self._named(rel["start"])
+        if rel["branch"]:
+            self._check_on_line(rel["branch"], self._anchor(rel["branch"]), start)
+        return start
 
     # -- paths ----------------------------------------------------------------------------------
 
     def upgrade_path(self, current_heads: Iterable[str], target: str) -> list[Any]:
         """What to apply, in order, to go from ``current_heads`` up to ``target``: ``head``,
-        ``heads``, an id or prefix, a label, ``label@head``, ``+N`` or ``ID+N``."""
+        ``heads``, an id or prefix, a label, ``X@head``, ``X@heads``, ``X@REV``, ``+N``, ``X@+N``,
+        ``REV+N`` or ``REV-N``."""
         current = sorted(current_heads)
         return self._revisions(self.topo(self.ancestors(self._upgrade_targets(target, current)) - self.applied(current)))
 
     def _upgrade_targets(self, target: str, current: list[str]) -> list[str]:
-        if target == "heads":
-            return self.heads
         if target == "head":
             heads = self.heads
             if len(heads) > 1:
                 raise GraphError(f"multiple heads ({', '.join(heads)}): use `vecmig upgrade heads` or `vecmig merge heads`")
             return heads
-        relative = _RELATIVE.fullmatch(target)
-        if target == "base" or (relative and relative["sign"] == "-"):
+        rel = _RELATIVE.fullmatch(target)
+        if target == "base" or target.endswith("@base") or (rel and rel["sign"] == "-" and not rel["start"]):
             raise GraphError(f"{target!r} is below the store: use `vecmig downgrade {target}`")
-        if relative:
-            return self._steps_up(relative["start"], int(relative["n"]), current, target)
-        return [self.get(target).revision]
-
-    def _steps_up(self, start: str, n: int, current: list[str], target: str) -> list[str]:
-        if start:
-            at = self.get(start).revision
-        elif len(current) > 1:
-            raise GraphError(f"{target}: the store is at several heads ({', '.join(current)}): say which line, e.g. `vecmig upgrade {current[0]}{target}`")
+        if not rel:
+            return self.resolve(target)
+        n = int(rel["n"])
+        if rel["start"]:
+            start = self._relative_start(rel)
+            at = self._up(start, n, rel["branch"], target) if rel["sign"] == "+" else self._down(start, n, target)[0]
         else:
-            at = current[0] if current else None
-        origin = at or "base"
-        for step in range(n):
-            following = sorted(self._children[at]) if at else self.bases
-            if not following:
-                raise GraphError(f"{target}: there are only {step} revisions above {origin}: use `vecmig upgrade head`")
-            if len(following) > 1:
-                raise GraphError(f"{target}: the line branches after {at or 'base'} ({', '.join(following)}): upgrade to a revision by id or to label@head")
-            at = following[0]
+            at = self._up(self._start(rel["branch"], current, self.applied(current), target, UP), n, rel["branch"], target)
         return [at] if at else []
 
     def downgrade_path(self, current_heads: Iterable[str], target: str) -> list[Any]:
         """What to un-apply, in order (what needs a revision goes before it), to go from
-        ``current_heads`` down to ``target``: ``base``, ``-N``, an id or prefix, ``ID-N``, ``label@base``."""
+        ``current_heads`` down to ``target``: ``base``, ``-N``, ``X@-N``, an id or prefix, a label,
+        ``X@REV``, ``REV-N``, ``REV+N``, ``X@base``."""
         current = sorted(current_heads)
         applied = self.applied(current)
         remove = self._to_remove(target, current, applied) & applied
@@ -274,27 +417,37 @@ class RevisionGraph:
     def _to_remove(self, target: str, current: list[str], applied: set[str]) -> set[str]:
         if target == "base":
             return applied
-        label, at, where = target.partition("@")
+        branch, at, where = target.partition("@")
         if at and where == "base":
-            return self.descendants(self._label_members(label))
-        relative = _RELATIVE.fullmatch(target)
-        if relative and relative["sign"] == "+":
+            return self.descendants(self.line(branch))
+        rel = _RELATIVE.fullmatch(target)
+        if rel and rel["sign"] == "+" and not rel["start"]:
             raise GraphError(f"{target!r} is above the store: use `vecmig upgrade {target}`")
-        if relative and relative["start"]:
-            return self._steps_down(self.get(relative["start"]).revision, int(relative["n"]), applied, current, target)
-        if relative:
-            return self._last(int(relative["n"]), current, target)
+        if rel and not rel["start"]:
+            start = self._start(rel["branch"], current, applied, target, DOWN)
+            if start is None:
+                raise GraphError(f"{target}: nothing to downgrade, the store is at base")
+            return self._last(start, int(rel["n"]), target)
+        if rel:
+            start = self._relative_start(rel)
+            n = int(rel["n"])
+            if rel["sign"] == "+":
+                down_to = self._up(start, n, rel["branch"], target)
+            else:
+                down_to, root = self._down(start, n, target)
+                if down_to is None:  # exactly down to base: the line's root goes too
+                    return self.descendants([root])
+            return self._above(down_to, applied, current, rel["branch"])
+        if at and where not in ("head", "heads"):
+            return self._above(self.get(target).revision, applied, current, branch)
         return self._above(self.get(target).revision, applied, current)
 
-    def _last(self, n: int, current: list[str], target: str) -> set[str]:
-        """``-N``: the last N revisions of the store's single line."""
-        if not current:
-            raise GraphError(f"{target}: nothing to downgrade, the store is at base")
-        if len(current) > 1:
-            raise GraphError(f"{target}: the store is at several heads ({', '.join(current)}): name the revision to downgrade to, e.g. `{current[0]}{target}`")
+    def _last(self, start: str, n: int, target: str) -> set[str]:
+        """``-N``: the last N revisions of the line ending at ``start``; a merge is the last
+        revision of its line that ``-N`` takes (below it the line is two)."""
         if n == 0:
             return set()
-        at = current[0]
+        at = start
         for step in range(n - 1):
             parents = self._revs[at].down_revisions
             if not parents:
@@ -304,46 +457,71 @@ class RevisionGraph:
             at = parents[0]
         return self.descendants([at])
 
-    def _steps_down(self, start: str, n: int, applied: set[str], current: list[str], target: str) -> set[str]:
-        """``ID-N``: down to the revision N steps below ``start`` on its line."""
-        at = start
-        for step in range(n):
-            parents = self._revs[at].down_revisions
-            if len(parents) > 1:
-                raise GraphError(f"{target}: {at} merges {', '.join(parents)}: name the revision to downgrade to")
-            if not parents:
-                if step < n - 1:
-                    raise GraphError(f"{target}: there are only {step + 1} revisions from {start} down to base: use `vecmig downgrade base`")
-                return self.descendants([at])
-            at = parents[0]
-        return self._above(at, applied, current)
-
-    def _above(self, rev_id: str, applied: set[str], current: list[str]) -> set[str]:
-        """Downgrading to ``rev_id``: what continues it (and what needs that)."""
+    def _above(self, rev_id: str, applied: set[str], current: list[str], branch: str | None = None) -> set[str]:
+        """Downgrading to ``rev_id``: what continues it (and what needs that); with a branch, only
+        what continues it on that branch's lines."""
         if rev_id not in applied:
             raise GraphError(f"revision {rev_id} is not applied (the store is at {', '.join(current) or 'base'}): nothing to downgrade to; `vecmig history -i` shows what is applied")
-        return self.descendants(self._children[rev_id])
+        roots = self._children[rev_id]
+        if branch:
+            roots = roots & self.lineage(self._anchor(branch))
+        return self.descendants(roots)
+
+    # -- stamping -------------------------------------------------------------------------------
+
+    def stamp_heads(self, current_heads: Iterable[str], targets: Iterable[str], *, purge: bool = False) -> list[str]:
+        """The heads after ``vecmig stamp TARGETS``, as in Alembic: each target replaces only the
+        heads on its own lines (a head below or above it); other lines stay as they are. ``base``
+        clears every head, ``X@base`` un-applies X's line (``line``), ``purge`` starts from nothing."""
+        current = set() if purge else set(current_heads)
+        targets = list(targets)
+        if not targets:
+            raise GraphError("stamp: name a revision (or base, heads, label@head)")
+        revs: set[str] = set()
+        lines: set[str] = set()
+        for target in targets:
+            branch, at, where = target.partition("@")
+            if at and where == "base":
+                lines |= self.descendants(self.line(branch))
+                continue
+            if _RELATIVE.fullmatch(target):
+                raise GraphError(f"stamp {target}: stamp takes revisions, not steps: name a revision (`vecmig history` lists them)")
+            if target == "base":
+                current = set()
+            revs.update(self.resolve(target))
+        for r in revs:
+            below = self.ancestors([r]) - {r}
+            for other in revs & below:
+                raise GraphError(f"stamp: {other} is below {r}: stamp one revision per line")
+            if r in lines:
+                raise GraphError(f"stamp: {r} is on the line that {' '.join(t for t in targets if t.endswith('@base'))} removes: stamp one of them")
+        keep = {h for h in current if not any(h in self.ancestors([r]) or r in self.ancestors([h]) for r in revs)}
+        return self.heads_of(self.applied(keep | revs) - lines)
+
+    # -- history --------------------------------------------------------------------------------
 
     def history(self, rng: str | None = None, current_heads: Iterable[str] = ()) -> list[Any]:
         """Revisions newest first. ``rng`` is ``OLDER:NEWER``; either end may be empty, ``base``,
-        ``head(s)``, ``current``, an id, prefix or label. Both ends are included."""
+        ``head(s)``, ``current``, an id, prefix or label, ``X@head(s)``; the older end ``X@base``
+        (X's line, as ``downgrade X@base`` removes it). Both ends are included; above the older end
+        means continuing it along ``down_revision`` (a revision that only depends on it is not)."""
         ids = set(self._revs)
         if not rng:
             return self._revisions(reversed(self.topo(ids)))
         if rng.count(":") != 1:
-            raise GraphError(f"history range {rng!r}: write OLDER:NEWER, e.g. base:head, abc1:, :abc1, current:head")
+            raise GraphError(f"history range {rng!r}: write OLDER:NEWER, e.g. base:head, abc1:, :abc1, current:head, label@base:label@head")
         older, newer = rng.split(":")
-        low = self._range_end(older, list(current_heads), lower=True)
-        high = self._range_end(newer, list(current_heads), lower=False)
-        if low is not None:
-            ids &= self.descendants(low)
+        low = self._range_end(older, list(current_heads), lower=True, rng=rng)
+        high = self._range_end(newer, list(current_heads), lower=False, rng=rng)
+        if low is not None:  # what continues the older end along down_revision, as in Alembic
+            ids &= self._walk(low, self._children.__getitem__)
         if high is not None:
             ids &= self.ancestors(high)
-            if low and high and not set(low) <= self.ancestors(high):
+            if low and high and not set(low) & self.ancestors(high):
                 raise GraphError(f"history range {rng!r}: {older} is not older than {newer}: write OLDER:NEWER")
         return self._revisions(reversed(self.topo(ids)))
 
-    def _range_end(self, word: str, current: list[str], lower: bool) -> list[str] | None:
+    def _range_end(self, word: str, current: list[str], lower: bool, rng: str) -> list[str] | None:
         """The revisions an end of a range names; None when the end is open."""
         if word in ("", "base") and lower:
             return None
@@ -355,4 +533,10 @@ class RevisionGraph:
             return self.heads
         if word == "current":
             return current if current or not lower else None
-        return [self.get(word).revision]
+        if word.endswith("@base"):
+            if not lower:
+                raise GraphError(f"history range {rng!r}: {word} can only be the older end: write {word}:{word[:-5]}@head")
+            return sorted(self.line(word[:-5]))
+        if _RELATIVE.fullmatch(word):
+            raise GraphError(f"history range {rng!r}: {word} is a step, not a revision: name a revision, e.g. base:head, abc1:, current:head")
+        return self.resolve(word)
