@@ -42,7 +42,7 @@ def child(kind: str, n: int) -> dict:
     import numpy as np
 
     from vecmig.embed import load_embedder
-    from vecmig.pipeline import text_hash_field
+    from vecmig.datapath.text import text_hash_field
     from vecmig.schema import Point
 
     backend = common.memory_store(n, vectors=False)

@@ -13,7 +13,7 @@ from test_conformance import Applier
 from vecmig.config import Config
 from vecmig.errors import PlanError
 from vecmig.ops import build_op
-from vecmig.pipeline import TemplateError, TextTemplate, text_hash, text_hash_field
+from vecmig.datapath.text import TemplateError, TextTemplate, text_hash, text_hash_field
 from vecmig.schema import CollectionSpec, Point, SchemaView, VectorSpec
 
 PROPERTIES = {"name": "text", "description": "text", "category": "keyword", "price": "int"}

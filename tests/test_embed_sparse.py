@@ -18,8 +18,8 @@ from vecmig.embed.bm25 import ENGLISH_STOP_WORDS, minimal_stem, term_index
 from vecmig.errors import EmbedderError, PlanError
 from vecmig.ops import build_op
 from vecmig.ops.base import OpContext
-from vecmig.ops.verify import CheckFailed
-from vecmig.pipeline import text_hash, text_hash_field
+from vecmig.errors import CheckFailed
+from vecmig.datapath.text import text_hash, text_hash_field
 from vecmig.progress import silent
 from vecmig.schema import CollectionSpec, Point, SchemaView, SparseVectorSpec, VectorSpec
 from vecmig.state import StateStore

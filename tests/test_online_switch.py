@@ -31,8 +31,8 @@ from conftest import Project
 
 from vecmig.backends import connect
 from vecmig.embed import load_embedder
-from vecmig.ops.verify import CheckFailed
-from vecmig.pipeline import TextTemplate, text_hash, text_hash_field
+from vecmig.errors import CheckFailed
+from vecmig.datapath.text import TextTemplate, text_hash, text_hash_field
 from vecmig.progress import Reporter
 from vecmig.routing import RoutingTable
 from vecmig.runner import DOWN, UP, Runner

@@ -1,4 +1,4 @@
-"""The data engine (vecmig/pipeline.py): the committed prefix, resume after an error and after
+"""The data engine (vecmig/datapath/): the committed prefix, resume after an error and after
 kill -9, bounded memory, pacing, and text templates. Engine tests run on a fake source; the resume
 tests run a real backfill on every backend."""
 
@@ -20,9 +20,10 @@ import pytest
 from vecmig.backends import connect
 from vecmig.config import Config
 from vecmig.errors import ScriptError
-from vecmig.pipeline import (
-    BackfillJob, Pipeline, TemplateError, TextTemplate, Throttle, run_job, text_hash, text_hash_field,
-)
+from vecmig.datapath.executor import LocalExecutor
+from vecmig.datapath.jobs import BackfillJob, Worker
+from vecmig.datapath.pipeline import Pipeline, Throttle
+from vecmig.datapath.text import TemplateError, TextTemplate, text_hash, text_hash_field
 from vecmig.schema import CollectionSpec, Point, VectorSpec
 from vecmig.state import StateStore
 
@@ -248,15 +249,14 @@ def test_a_resumed_backfill_re_embeds_at_most_one_batch_per_worker(backend, work
     state = StateStore(backend.records(unique("Vecmig_state")))
     state.ensure()
     first = CountingEmbedder(static_embedder(), fail_after=5)
-    job = BackfillJob(backend, source, "new", first, TextTemplate(TEMPLATE), target=target)
+    job = BackfillJob(source, "new", "e", TEMPLATE, target=target)
     with pytest.raises(Interrupted):
-        run_job(backend, job, state=state, checkpoint_key="rev/up/1", batch_size=batch, workers=workers)
+        LocalExecutor().run(job, Worker(backend, {"e": first}), state=state, checkpoint_key="rev/up/1", batch_size=batch, workers=workers)
     checkpoint = state.get_checkpoint("rev/up/1")
     assert checkpoint and 0 < checkpoint["done"] < n
 
     second = CountingEmbedder(static_embedder())
-    job = BackfillJob(backend, source, "new", second, TextTemplate(TEMPLATE), target=target)
-    stats = run_job(backend, job, state=state, checkpoint_key="rev/up/1", batch_size=batch, workers=workers)
+    stats = LocalExecutor().run(job, Worker(backend, {"e": second}), state=state, checkpoint_key="rev/up/1", batch_size=batch, workers=workers)
     assert stats.resumed_at == checkpoint["done"]
     assert second.calls < batches  # it resumed, and
     assert first.calls + second.calls <= batches + workers  # redid at most one batch per worker
@@ -268,7 +268,8 @@ KILLED_RUN = textwrap.dedent("""
     import numpy as np
     from vecmig.backends import connect
     from vecmig.config import Config
-    from vecmig.pipeline import BackfillJob, TextTemplate, run_job
+    from vecmig.datapath.executor import LocalExecutor
+    from vecmig.datapath.jobs import BackfillJob, Worker
     from vecmig.state import StateStore
 
     store, log, source, target = sys.argv[1:5]
@@ -292,8 +293,8 @@ KILLED_RUN = textwrap.dedent("""
         print("committed", doc["done"], flush=True)
 
     state.set_checkpoint = announce
-    job = BackfillJob(backend, source, "new", SlowEmbedder(), TextTemplate("{{ name }}"), target=target)
-    run_job(backend, job, state=state, checkpoint_key="kill/up/0", batch_size=10, workers=2)
+    job = BackfillJob(source, "new", "slow", "{{ name }}", target=target)
+    LocalExecutor().run(job, Worker(backend, {"slow": SlowEmbedder()}), state=state, checkpoint_key="kill/up/0", batch_size=10, workers=2)
     print("finished", flush=True)
 """)
 
@@ -335,8 +336,8 @@ def test_after_kill_9_the_backfill_resumes_redoing_at_most_one_batch_per_worker(
             Counting.calls += 1
             return np.array([[1.0, len(t), t.count("1"), 0.5] for t in texts], dtype=np.float32)
 
-    job = BackfillJob(backend, "src", "new", Counting(), TextTemplate("{{ name }}"), target="dst")
-    run_job(backend, job, state=state, checkpoint_key="kill/up/0", batch_size=batch, workers=workers)
+    job = BackfillJob("src", "new", "slow", "{{ name }}", target="dst")
+    LocalExecutor().run(job, Worker(backend, {"slow": Counting()}), state=state, checkpoint_key="kill/up/0", batch_size=batch, workers=workers)
     assert first_calls + Counting.calls <= n // batch + workers
     assert backend.count("dst") == n
     backend.close()

@@ -19,7 +19,7 @@ from vecmig.embed import load_embedder
 from vecmig.errors import BackendError, PlanError, ScriptError
 from vecmig.ops import build_op
 from vecmig.ops.base import OpContext
-from vecmig.pipeline import text_hash, text_hash_field
+from vecmig.datapath.text import text_hash, text_hash_field
 from vecmig.progress import silent
 from vecmig.routing import Route, RoutingError, RoutingTable, Target
 from vecmig.runtime import Router

@@ -15,8 +15,8 @@ from vecmig.config import Config
 from vecmig.errors import PlanError, ScriptError
 from vecmig.ops import build_op
 from vecmig.ops.transform import MAP_CHUNK, Learned, LinearMap, clear_map, learn_linear_map, load_map, save_map, truncate
-from vecmig.ops.verify import CheckFailed
-from vecmig.pipeline import text_hash, text_hash_field
+from vecmig.errors import CheckFailed
+from vecmig.datapath.text import text_hash, text_hash_field
 from vecmig.schema import CollectionSpec, SchemaView, VectorSpec
 from vecmig.state import StateStore
 

@@ -20,8 +20,8 @@ from vecmig.config import Config
 from vecmig.errors import PlanError, ScriptError, VecmigError
 from vecmig.ops import build_op
 from vecmig.ops.base import OpContext
-from vecmig.ops.verify import CheckFailed
-from vecmig.pipeline import TextTemplate, text_hash, text_hash_field
+from vecmig.errors import CheckFailed
+from vecmig.datapath.text import TextTemplate, text_hash, text_hash_field
 from vecmig.progress import silent
 from vecmig.schema import CollectionSpec, Point, SchemaView, VectorSpec
 
@@ -217,7 +217,7 @@ def test_quality_gate_on_the_real_10k_jeopardy_set():
     200 queries) equal an exact numpy search over the same points, and a min_overlap above the
     measured overlap fails in one line."""
     from vecmig.backends import connect
-    from vecmig.ops.verify import Reservoir
+    from vecmig.datapath.sample import Reservoir
 
     backend = connect(Config(url="qdrant+memory://"))
     ops, sample = Ops(backend), 200

@@ -35,6 +35,11 @@ class StateError(VecmigError):
     """The state collection disagrees with the revision files (changed checksum, unknown head)."""
 
 
+class CheckFailed(VecmigError):
+    """A gate found the data not ready (verify, reconcile, a learned map's recall): the message gives
+    the measured numbers and which check failed."""
+
+
 class EmbedderError(VecmigError):
     """An embedder is misconfigured, can't be loaded, or its model or service failed."""
 

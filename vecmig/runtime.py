@@ -40,8 +40,9 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from vecmig.datapath.points import as_stored, embed_for_store
+from vecmig.datapath.text import TEXT_HASH_FIELD, TemplateError, TextTemplate, text_hash, text_hash_field
 from vecmig.errors import BackendError
-from vecmig.pipeline import TEXT_HASH_FIELD, TemplateError, TextTemplate, as_stored, embed_for_store, text_hash, text_hash_field
 from vecmig.routing import Route, RoutingError, RoutingTable, Target
 from vecmig.schema import Point
 

@@ -186,6 +186,26 @@ class Backend(ABC):
         may be empty when ``filter`` matched none of the points it covered; its cursor still moves on.
         """
 
+    def cursor_from(self, point_id: int | str) -> Cursor:
+        """A cursor from which ``scroll_pages`` yields the points at and after ``point_id`` (which need
+        not exist) in the store's id order: where a partition of a scan starts."""
+        raise NotImplementedError(f"{type(self).__name__} can't start a scan at an id: use `partitions: 1`")
+
+    def cursor_id(self, cursor: Cursor) -> int | str | None:
+        """The id a cursor from ``scroll_pages`` stands at: the scan goes on at or after it (None: not known)."""
+        return None
+
+    def sample_ids(self, collection: str, n: int, filter: Filter | None = None) -> list[int | str]:
+        """About ``n`` ids drawn uniformly from ``collection`` (those matching ``filter``), in no order:
+        where a partition plan cuts. This default reads every id once, into a seeded sample."""
+        from vecmig.datapath.sample import Reservoir
+
+        reservoir = Reservoir(n)
+        for page in self.scroll(collection, batch_size=max(n, self.scan_page_size), filter=filter):
+            for point in page:
+                reservoir.offer(point.id)
+        return reservoir.items
+
     def scroll(
         self, collection: str, *, batch_size: int = 256, with_vectors: bool | list[str] = False, filter: Filter | None = None
     ) -> Iterator[list[Point]]:

@@ -539,6 +539,23 @@ class QdrantBackend(Backend):
             if offset is None:
                 return
 
+    def cursor_from(self, first):
+        return {"offset": cursor_offset(point_id(first))}
+
+    def cursor_id(self, cursor):
+        return None if not cursor or cursor.get("end") else cursor.get("offset")
+
+    def sample_ids(self, collection: str, n: int, filter: Filter | None = None) -> list[int | str]:
+        """Qdrant's random sample (``query_points`` with ``sample: random``, servers >= 1.11): no pass
+        over the collection; older servers read the ids once."""
+        try:
+            with self.translate_errors(f"sampling ids of {collection!r}"):
+                result = self.client.query_points(collection, query=models.SampleQuery(sample=models.Sample.RANDOM),
+                                                  query_filter=qdrant_filter(filter), limit=n, with_payload=False)
+        except BackendError:
+            return super().sample_ids(collection, n, filter)
+        return [cursor_offset(p.id) for p in result.points]
+
     def search(
         self, collection: str, vector_name: str, vector: list[float], *, limit: int = 10, filter: Filter | None = None
     ) -> list[Hit]:

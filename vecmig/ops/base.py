@@ -48,9 +48,21 @@ class OpContext:
     echo: Callable[[str], None] = print
     progress: Callable[..., Any] | None = None
 
+    #: what runs the data ops' jobs (``vecmig.datapath.executor``); None: in this process
+    executor: Any = None
+
     @property
     def script_dir(self) -> Path:
         return Path(self.revision.path).parent
+
+    def run_job(self, job, worker, **options):
+        """Run a data op's job over its source on the run's executor, checkpointed under this op's key."""
+        if self.executor is None:
+            from vecmig.datapath.executor import LocalExecutor
+
+            self.executor = LocalExecutor()
+        return self.executor.run(job, worker, state=self.state, checkpoint_key=self.checkpoint_key,
+                                 progress=self.progress, echo=self.echo, **options)
 
 
 @dataclass
@@ -167,6 +179,24 @@ def build_op(name: str, params: Any, where: str, source_dir: Path | None = None)
     if not isinstance(params, dict):
         raise ScriptError(f"{where}: {name} takes a mapping of parameters, got {type(params).__name__}")
     return cls.from_params(params, where, source_dir)
+
+
+@dataclass
+class NothingToUndo(Op):
+    """The reverse of an op whose writes go with another op's reverse (a copy or backfill: with the
+    target's create_collection, or the vector's add_vector). Not registered: revision files don't
+    write it; plans show why it is empty."""
+
+    op_name = "nothing_to_undo"
+
+    undoes: str = ""
+    reason: str = ""
+
+    def describe(self) -> str:
+        return f"nothing_to_undo({self.undoes}: {self.reason})"
+
+    def apply(self, ctx):
+        return None
 
 
 def rebuild_op(entry: dict, where: str) -> Op | None:

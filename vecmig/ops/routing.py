@@ -31,7 +31,7 @@ def check_template(text: str | None, what: str) -> None:
     """A text template that jinja2 can't parse is a plan-time error, not a failing write later."""
     if not text:
         return
-    from vecmig.pipeline import TemplateError, TextTemplate
+    from vecmig.datapath.text import TemplateError, TextTemplate
 
     try:
         TextTemplate(text)

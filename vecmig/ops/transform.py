@@ -24,7 +24,7 @@ sample, so expect somewhat less there. The map written is then learned on the wh
 output is normalized to unit length when the new vector's distance is cosine or when the sample's
 new vectors are unit length.
 
-Writes go the way a backfill's do, on the same pipeline (bounded memory, checkpoint after each
+Writes go the way a backfill's do (``TransformJob``), on the same executor (bounded memory, checkpoint after each
 batch, resume): in place (``target`` left out) only where ``to_vector`` is missing, into another
 collection insert-only with the payload copied. A vector the application dual-writes meanwhile
 (made by the real model) always wins. The text hash of ``from_vector`` is carried to ``to_vector``:
@@ -39,17 +39,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
-from vecmig.errors import PlanError
-from vecmig.ops.base import Op, register, require_collection
-from vecmig.ops.data import NothingToUndo, check_filter, collection_behind
-from vecmig.ops.verify import SEED, CheckFailed, Reservoir, parse_template, require_dense, vector_size
-from vecmig.pipeline import as_list, read_vectors, run_job, text_hash_field
-from vecmig.schema import Point, SchemaView
+from vecmig.datapath.jobs import TransformJob, Worker
+from vecmig.datapath.points import has, read_vectors
+from vecmig.datapath.sample import SEED, Reservoir
+from vecmig.datapath.text import parse_template
+from vecmig.errors import CheckFailed, PlanError
+from vecmig.ops.base import NothingToUndo, Op, register, require_collection
+from vecmig.ops.checks import check_filter, collection_behind, require_dense, vector_size
+from vecmig.schema import SchemaView
 
 if TYPE_CHECKING:  # numpy is imported where it is used: importing the ops stays light
     import numpy as np
@@ -223,67 +224,6 @@ def clear_map(state, key: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------
-# the job the pipeline runs
-
-
-@dataclass
-class TransformJob:
-    """``to_vector`` = ``transform(from_vector)`` for each point: in place (``target`` None: only where
-    ``to_vector`` is missing) or into ``target`` (insert-only, payload copied). The text hash of the
-    old vector goes with the new one."""
-
-    backend: Any
-    source: str
-    from_vector: str
-    to_vector: str
-    transform: Callable[[np.ndarray], np.ndarray]
-    target: str | None = None
-    filter: dict | None = None
-    method: dict = field(default_factory=dict)
-    skipped: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def label(self) -> str:
-        into = f"{self.source}.{self.to_vector}" if self.target is None else f"{self.target}.{self.to_vector}"
-        return f"transform_vectors {self.source}.{self.from_vector} -> {into}"
-
-    def with_vectors(self) -> bool | list[str]:
-        return read_vectors([self.from_vector, self.to_vector] if self.target is None else [self.from_vector])
-
-    def scan_key(self) -> dict:
-        return {"job": "transform_vectors", "source": self.source, "target": self.target, "from": self.from_vector,
-                "to": self.to_vector, "filter": self.filter, **self.method}
-
-    def process(self, points: list[Point]) -> None:
-        import numpy as np
-
-        if self.target is None:
-            points = [p for p in points if not has(p, self.to_vector)]
-        usable = [p for p in points if has(p, self.from_vector)]
-        if len(usable) < len(points):
-            with self._lock:
-                self.skipped += len(points) - len(usable)
-        if not usable:
-            return
-        derived = self.transform(np.asarray([p.vectors[self.from_vector] for p in usable], dtype=np.float32))
-        old_hash, new_hash = text_hash_field(self.from_vector), text_hash_field(self.to_vector)
-        if self.target is None:
-            out = [Point(p.id, {new_hash: p.payload[old_hash]} if old_hash in p.payload else {}, {self.to_vector: as_list(v)})
-                   for p, v in zip(usable, derived)]
-            self.backend.update_vectors(self.source, out, only_if_missing=self.to_vector)
-        else:
-            out = [Point(p.id, {**p.payload, **({new_hash: p.payload[old_hash]} if old_hash in p.payload else {})}, {self.to_vector: as_list(v)})
-                   for p, v in zip(usable, derived)]
-            self.backend.upsert(self.target, out, insert_only=True)
-
-
-def has(point: Point, vector: str) -> bool:
-    value = point.vectors.get(vector)
-    return value is not None and len(value) > 0
-
-
-# ---------------------------------------------------------------------------------------------------
 # the op
 
 
@@ -368,13 +308,14 @@ class TransformVectors(Op):
             transform = learned.map
             result = {"method": "linear", "sample": how, **learned.summary(), "map": learned.map.describe()}
             method = {"method": "linear", "map": learned.map.sha256}
-        job = TransformJob(backend, source, self.from_vector, self.to_vector, transform, target, self.filter, method)
-        stats = run_job(backend, job, state=ctx.state, checkpoint_key=ctx.checkpoint_key, batch_size=self.batch_size,
-                        workers=self.workers, progress=ctx.progress, echo=ctx.echo)
-        if job.skipped:
-            ctx.echo(f"  {what}: {job.skipped} points without {self.from_vector!r} were left as they are")
+        job = TransformJob(source, self.from_vector, self.to_vector, transform, target, self.filter, method)
+        worker = Worker(backend)
+        stats = ctx.run_job(job, worker, batch_size=self.batch_size, workers=self.workers)
+        skipped = worker.counts["skipped"]
+        if skipped:
+            ctx.echo(f"  {what}: {skipped} points without {self.from_vector!r} were left as they are")
         clear_map(ctx.state, ctx.checkpoint_key)
-        return {**result, "points": stats.resumed_at + stats.points, "skipped": job.skipped}
+        return {**result, "points": stats.resumed_at + stats.points, "skipped": skipped}
 
     def learn(self, ctx, source: str, target: str | None, spec) -> tuple[Learned, str]:
         """The linear map: the one a previous run of this op saved, or learned now (and checked against ``min_recall``)."""

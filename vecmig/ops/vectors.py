@@ -93,7 +93,7 @@ class DropVector(Op):
         coll.sparse_vectors.pop(self.name, None)
 
     def apply(self, ctx):
-        from vecmig.pipeline import text_hash_field
+        from vecmig.datapath.text import text_hash_field
 
         ctx.backend.drop_vector(self.collection, self.name)
         ctx.backend.delete_payload_field(self.collection, text_hash_field(self.name))  # backfill's text hashes
