@@ -25,6 +25,7 @@ CASES = [
     ("missing-down-revision", [("raw", "versions/bad3_x.yaml", "revision: bad3\nupgrade: []\n")], ["upgrade", "head"], "down_revision"),
     ("unknown-op", [rev("bad4", "base00", "upgrade:\n  - create_colection: {name: x}\n")], ["upgrade", "head"], "unknown op 'create_colection': did you mean 'create_collection'?"),
     ("zero-dimension", [rev("bad5", "base00", "upgrade:\n  - create_collection: {name: x, vectors: {v: {size: 0}}}\n")], ["upgrade", "head"], "size: 0 is less than the minimum of 1"),
+    ("zero-partitions", [rev("bad5p", "base00", "upgrade:\n  - copy: {source: products_v1, target: products, partitions: 0}\n")], ["upgrade", "head"], "copy.partitions: 0 is not allowed: the number of id ranges"),
     ("bad-distance", [rev("bad6", "base00", "upgrade:\n  - create_collection: {name: x, vectors: {v: {size: 4, distance: cos}}}\n")], ["upgrade", "head"], "'cos' is not one of"),
     ("unknown-param", [rev("bad7", "base00", "upgrade:\n  - create_collection: {name: x, vector: {v: {size: 4}}}\n")], ["upgrade", "head"], "'vector' was unexpected"),
     ("cycle", [rev("cyc1", "cyc2", "upgrade: []\n"), rev("cyc2", "cyc1", "upgrade: []\n")], ["upgrade", "head"], "cycle"),

@@ -143,7 +143,7 @@ def test_transform_vectors_is_checked_at_plan_time():
     check({"method": "truncate", "dims": 32, "sample": 100}, r"`sample` and `min_recall` are for method: linear")
     check({"method": "linear"}, r"a linear map is learned from a sample")
     check({"method": "linear", "sample": 100, "dims": 32}, r"`dims` is for truncate")
-    check({"method": "linear", "sample": 10}, r"sample: 10 is not valid", ScriptError)
+    check({"method": "linear", "sample": 10}, r"sample: 10 is not allowed", ScriptError)
     check({"method": "linear", "sample": {"size": 100, "embedder": "e", "text": "{{ x "}}, r"text template")
     check({"method": "truncate", "dims": 32, "to_vector": "big"}, r"from_vector and to_vector are the same vector")
     check({"method": "truncate", "dims": 32, "to_vector": "nope"}, r"collection 'c' has no vector 'nope'")

@@ -453,6 +453,9 @@ def status(obj, as_json):
                 if op.get("error"):
                     line += f": {op['error']}"
                 click.echo(line)
+                for part in op.get("partitions", []):
+                    how = "done" if part.get("finished") else ("under way" if part.get("done") else "waiting")
+                    click.echo(f"        partition {part['partition']}: {part.get('done', 0):,} points, {how}")
 
     emit(_cmd().status(obj.config()), as_json, text)
 

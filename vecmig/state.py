@@ -172,7 +172,11 @@ class StateStore:
             self.lease.renew_if_due()
 
     def clear_checkpoint(self, key: str) -> None:
+        """The checkpoint of one op, and the records kept under it (its partitions' cursors)."""
         self.records.delete(f"checkpoint/{key}")
+        for under in self.records.scan("checkpoint") if self.records.exists() else {}:
+            if under.startswith(f"checkpoint/{key}/"):
+                self.records.delete(under)
 
     def clear_checkpoints(self, rev: str, direction: str) -> None:
         """Every checkpoint of the ops of one step."""

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from datetime import datetime
 from pathlib import Path
 
 
 def checkpoint_summary(checkpoint: dict) -> dict:
-    return {k: checkpoint[k] for k in ("done", "written", "total", "at") if k in checkpoint}
+    return {k: checkpoint[k] for k in ("done", "written", "total", "at", "finished") if k in checkpoint}
+
+
+def partition_rows(state, key: str, checkpoint: dict) -> list[dict]:
+    """Each partition of a partitioned op (its checkpoint holds the plan): points done, finished."""
+    count = len(checkpoint["partitions"]["splits"]) + 1
+    return [{"partition": k, **checkpoint_summary(state.get_checkpoint(f"{key}/{k}") or {})} for k in range(count)]
 
 
 def op_status(index: int, entry: dict, checkpoint: dict | None) -> dict:
@@ -31,7 +38,11 @@ def live_status(state) -> dict:
         ops, index = [], 0
         while (entry := state.journal_entry(rev, step["direction"], index)) is not None:
             if entry.get("run") == step["run"]:
-                ops.append(op_status(index, entry, state.get_checkpoint(f"{rev}/{step['direction']}/{index}")))
+                key = f"{rev}/{step['direction']}/{index}"
+                checkpoint = state.get_checkpoint(key)
+                ops.append(op_status(index, entry, checkpoint))
+                if checkpoint and "partitions" in checkpoint:
+                    ops[-1]["partitions"] = partition_rows(state, key, checkpoint)
             index += 1
         steps.append({"revision": rev, "direction": step["direction"], "started_at": step.get("started_at"), "ops": ops})
     return summarize(state.lock_status(), steps)
@@ -72,6 +83,8 @@ class StatusMirror:
         self.path = Path(path)
         self.lock: dict | None = None
         self.steps: list[dict] = []
+        #: partitions commit their checkpoints from several threads
+        self._guard = threading.RLock()
 
     def on_lock(self, lock: dict | None) -> None:
         self.lock = lock
@@ -92,17 +105,32 @@ class StatusMirror:
         self._write()
 
     def on_checkpoint(self, key: str, doc: dict) -> None:
-        rev, _, index = key.split("/")
+        with self._guard:
+            self._on_checkpoint(key, doc)
+
+    def _on_checkpoint(self, key: str, doc: dict) -> None:
+        parts = key.split("/")
+        partition = int(parts[3]) if len(parts) == 4 and parts[3].isdigit() else None
+        if len(parts) != 3 and partition is None:  # a record kept under an op's own (a learned map)
+            return
+        rev, index = parts[0], int(parts[2])
         for step in self.steps:
             for op in step["ops"] if step["revision"] == rev else ():
-                if op["index"] == int(index):
+                if op["index"] != index:
+                    continue
+                if partition is None:
                     op["checkpoint"] = checkpoint_summary(doc)
+                else:
+                    rows = {row["partition"]: row for row in op.get("partitions", [])}
+                    rows[partition] = {"partition": partition, **checkpoint_summary(doc)}
+                    op["partitions"] = [rows[k] for k in sorted(rows)]
         self._write()
 
     def _write(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(summarize(self.lock, self.steps), default=str), encoding="utf-8")
-        os.replace(tmp, self.path)
+        with self._guard:
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(summarize(self.lock, self.steps), default=str), encoding="utf-8")
+            os.replace(tmp, self.path)
 
 
 def read_status_file(path: Path) -> dict | None:

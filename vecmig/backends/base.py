@@ -186,10 +186,13 @@ class Backend(ABC):
         may be empty when ``filter`` matched none of the points it covered; its cursor still moves on.
         """
 
+    #: ``cursor_from`` works: a scan can start at an id, so data ops can run partitioned
+    ranged_scans: bool = False
+
     def cursor_from(self, point_id: int | str) -> Cursor:
         """A cursor from which ``scroll_pages`` yields the points at and after ``point_id`` (which need
-        not exist) in the store's id order: where a partition of a scan starts."""
-        raise NotImplementedError(f"{type(self).__name__} can't start a scan at an id: use `partitions: 1`")
+        not exist) in the store's id order: where a partition of a scan starts (``ranged_scans``)."""
+        raise NotImplementedError(f"{type(self).__name__} can't start a scan at an id")
 
     def cursor_id(self, cursor: Cursor) -> int | str | None:
         """The id a cursor from ``scroll_pages`` stands at: the scan goes on at or after it (None: not known)."""

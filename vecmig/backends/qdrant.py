@@ -539,6 +539,8 @@ class QdrantBackend(Backend):
             if offset is None:
                 return
 
+    ranged_scans = True
+
     def cursor_from(self, first):
         return {"offset": cursor_offset(point_id(first))}
 

@@ -37,23 +37,27 @@ Scan = Callable[[Cursor], Iterator[tuple[list[Point], Cursor]]]
 
 
 class Throttle:
-    """Paces a stream to ``rate`` items per second: the k-th batch goes out at start + (items before it) / rate."""
+    """Paces one stream, or several together, to ``rate`` items per second in all: the k-th batch goes
+    out at start + (items before it) / rate. Thread-safe: partitions scanned side by side share one."""
 
     def __init__(self, rate: float | None, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Any] = time.sleep):
         self.rate, self.clock, self.sleep = rate, clock, sleep
         self.start: float | None = None
         self.sent = 0
+        self._lock = threading.Lock()
 
-    def wait(self, n: int) -> None:
+    def wait(self, n: int, sleep: Callable[[float], Any] | None = None) -> None:
+        """Wait until ``n`` more items may go (``sleep``: how this caller waits, e.g. a stop flag's wait)."""
         if not self.rate:
             return
-        now = self.clock()
-        if self.start is None:
-            self.start = now
-        due = self.start + self.sent / self.rate
+        with self._lock:
+            now = self.clock()
+            if self.start is None:
+                self.start = now
+            due = self.start + self.sent / self.rate
+            self.sent += n
         if due > now:
-            self.sleep(due - now)
-        self.sent += n
+            (sleep or self.sleep)(due - now)
 
 
 @dataclass
@@ -109,19 +113,23 @@ class Pipeline:
         max_rate: float | None = None,
         commit: Callable[[dict], Any] | None = None,
         progress: Any = None,
+        throttle: Throttle | None = None,
     ):
         if batch_size < 1 or workers < 1:
             raise ValueError("batch_size and workers must be at least 1")
         self.scan, self.process, self.commit, self.progress = scan, process, commit, progress
         self.batch_size, self.workers = batch_size, workers
         self.queue_depth = queue_depth or 2 * workers
-        self.max_rate = max_rate
+        #: ``max_rate`` points/s; a shared ``throttle`` paces several pipelines together instead
+        self.throttle = throttle or Throttle(max_rate)
+        self._stop = threading.Event()
+        self._turn = threading.Condition()
+        #: ``halt`` was called: the scan did not reach its end
+        self.halted = False
 
     def run(self, resume: dict | None = None) -> RunStats:
         resume = resume or {}
         self.stats = RunStats(resumed_at=int(resume.get("done") or 0))
-        self._stop = threading.Event()
-        self._turn = threading.Condition()
         self._committed = 0  # seq of the first batch not yet committed
         self._queue: queue.Queue = queue.Queue(maxsize=self.queue_depth)
         self._events: queue.Queue = queue.Queue()
@@ -180,6 +188,12 @@ class Pipeline:
         if self.progress is not None and points:
             self.progress.update(points)
 
+    def halt(self) -> None:
+        """Stop (from another thread, before or during ``run``): no new batch is started; ``run``
+        returns once the batches in work are done. A pipeline runs once."""
+        self.halted = True
+        self._halt()
+
     def _halt(self) -> None:
         self._stop.set()
         with self._turn:
@@ -199,7 +213,6 @@ class Pipeline:
         cursor = resume.get("cursor")
         skip_through = resume.get("after_id")
         done = self.stats.resumed_at
-        throttle = Throttle(self.max_rate, sleep=self._stop.wait)
         seq = 0
         first = True
         for page, after in self.scan(cursor):
@@ -220,7 +233,7 @@ class Pipeline:
                 done += len(chunk)
                 last_of_page = i + len(chunk) == len(page)
                 resume_at = {"cursor": after, "after_id": None} if last_of_page else {"cursor": cursor, "after_id": chunk[-1].id}
-                throttle.wait(len(chunk))
+                self.throttle.wait(len(chunk), sleep=self._stop.wait)
                 if not self._hand_on(Batch(seq, chunk, resume_at, done)):
                     return
                 seq += 1

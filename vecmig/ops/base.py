@@ -199,6 +199,13 @@ class NothingToUndo(Op):
         return None
 
 
+def nothing_to_undo(undoes: str, source: str, vector: str, target: str | None) -> NothingToUndo:
+    """The reverse of an op that fills ``vector``: what it wrote goes with the vector's ``add_vector``
+    (in place) or with the target's ``create_collection``."""
+    where = f"{source}.{vector} itself (drop_vector)" if target is None else f"{target!r} (drop_collection)"
+    return NothingToUndo(undoes=undoes, reason=f"what it wrote goes with {where}")
+
+
 def rebuild_op(entry: dict, where: str) -> Op | None:
     """The op a journal entry was written for, as it was when it ran (not as its file says now).
     None when the entry can't rebuild it: a custom Python step (code isn't journaled), or an entry

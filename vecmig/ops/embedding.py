@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from vecmig.datapath.jobs import BackfillJob, Worker
 from vecmig.datapath.text import parse_template
 from vecmig.errors import PlanError
-from vecmig.ops.base import NothingToUndo, Op, require_collection
+from vecmig.ops.base import Op, nothing_to_undo, require_collection
 from vecmig.ops.checks import check_filter, check_vector_mapping, collection_behind, names, vector_mapping
 from vecmig.schema import SchemaView
 
@@ -103,11 +103,7 @@ class EmbeddingOp(Op):
         return Worker(ctx.backend, {self.embedder: embedder})
 
     def reverse(self, undo):
-        if self.target is None:
-            reason = f"what it wrote goes with {self.source}.{self.vector} itself (drop_vector)"
-        else:
-            reason = f"what it wrote goes with {self.target!r} (drop_collection)"
-        return NothingToUndo(undoes=self.what(), reason=reason)
+        return nothing_to_undo(self.what(), self.source, self.vector, self.target)
 
     def reverse_partial(self, checkpoint):
         return self.reverse(None)

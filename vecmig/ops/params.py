@@ -27,6 +27,8 @@ def check_params(op_name: str, params: dict[str, Any], where: str) -> None:
             keys = " or ".join(f"`{sub['required'][0]}`" for sub in e.validator_value)
             exactly = "exactly one of " if e.validator == "oneOf" else ""
             raise ScriptError(f"{where}: {loc}: give {exactly}{keys}")
+        if e.validator in ("oneOf", "anyOf") and e.schema.get("description"):
+            raise ScriptError(f"{where}: {loc}: {e.instance!r} is not allowed: {e.schema['description']}")
         if e.validator == "additionalProperties":
             allowed = sorted(e.schema.get("properties", {}))
             raise ScriptError(f"{where}: {loc}: {e.message}; allowed: {', '.join(allowed)}")

@@ -48,7 +48,7 @@ from vecmig.datapath.points import has, read_vectors
 from vecmig.datapath.sample import SEED, Reservoir
 from vecmig.datapath.text import parse_template
 from vecmig.errors import CheckFailed, PlanError
-from vecmig.ops.base import NothingToUndo, Op, register, require_collection
+from vecmig.ops.base import Op, nothing_to_undo, register, require_collection
 from vecmig.ops.checks import check_filter, collection_behind, require_dense, vector_size
 from vecmig.schema import SchemaView
 
@@ -244,6 +244,7 @@ class TransformVectors(Op):
     filter: dict | None = None
     batch_size: int = 256
     workers: int = 2
+    partitions: int | str = "auto"
 
     def what(self) -> str:
         into = f"{self.target}.{self.to_vector}" if self.target is not None else self.to_vector
@@ -310,7 +311,7 @@ class TransformVectors(Op):
             method = {"method": "linear", "map": learned.map.sha256}
         job = TransformJob(source, self.from_vector, self.to_vector, transform, target, self.filter, method)
         worker = Worker(backend)
-        stats = ctx.run_job(job, worker, batch_size=self.batch_size, workers=self.workers)
+        stats = ctx.run_job(job, worker, batch_size=self.batch_size, workers=self.workers, partitions=self.partitions)
         skipped = worker.counts["skipped"]
         if skipped:
             ctx.echo(f"  {what}: {skipped} points without {self.from_vector!r} were left as they are")
@@ -381,11 +382,7 @@ class TransformVectors(Op):
         return as_matrix([a for a, _ in pairs]), as_matrix([b for _, b in pairs]), how
 
     def reverse(self, undo):
-        if self.target is None:
-            reason = f"the vectors go with {self.source}.{self.to_vector} itself (drop_vector)"
-        else:
-            reason = f"the points go with {self.target!r} (drop_collection)"
-        return NothingToUndo(undoes=self.what(), reason=reason)
+        return nothing_to_undo(self.what(), self.source, self.to_vector, self.target)
 
     def reverse_partial(self, checkpoint):
         return self.reverse(None)
