@@ -19,6 +19,7 @@ RUNS = {
     "bench_memory.py": ["--sizes", "200", "400"],
     "bench_embed.py": ["--texts", "100", "--repeats", "1"],
     "bench_quality.py": ["--points", "500", "--sample", "20", "--linear-sample", "200"],
+    "bench_load.py": ["--files", "10", "--rounds", "1"],
 }
 
 

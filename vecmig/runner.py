@@ -246,13 +246,15 @@ def rollback_ops(rev, up_run: str, state: StateStore, config, view: SchemaView, 
                 if rebuilt[i].found_applied(view):
                     found.append(i)
         begun = {"run": up_run, "undoes": undoes, "found": found}
+    # a rollback begun by an older vecmig undid a started op only when it was found applied
+    found = begun.get("found", [i for i in begun["undoes"] if entries[i].get("status") != "done"])
     ops, kept = [], []
     for i in begun["undoes"]:
         op, entry = rebuilt[i], entries[i]
         where = f"{shown_path(rev.path)}: upgrade[{i}] {op.op_name}"
         if entry.get("status") == "done":
             undo_op = op.reverse(entry.get("undo"))
-        elif i in begun.get("found", ()):
+        elif i in found:
             undo_op = op.reverse(None)
         else:
             undo_op = op.reverse_partial(state.get_checkpoint(f"{rev.revision}/{UP}/{i}"))
@@ -264,7 +266,7 @@ def rollback_ops(rev, up_run: str, state: StateStore, config, view: SchemaView, 
             raise PlanError(f"{where} can't be undone ({op.irreversible or 'it has no reverse'}): finish the revision with `vecmig upgrade` instead")
         kept.append(i)
         ops.append(undo_op)
-    return {**begun, "undoes": kept}, ops
+    return {**begun, "undoes": kept, "found": found}, ops
 
 
 def make_rollback_plan(script, state: StateStore, backend, config) -> Plan:

@@ -107,7 +107,9 @@ class JobRun:
             return plan
         if self.saved:  # a one-partition run under way: go on as it was
             return PartitionPlan(collection, [])
-        count = how_many(requested, self.total, parallelism) if self.backend.ranged_scans else 1
+        # embedded Qdrant sorts every id for each page it reads: parallel cursors only add to that
+        auto_one = requested in (None, "auto") and self.backend.exclusive
+        count = how_many(requested, self.total, parallelism) if self.backend.ranged_scans and not auto_one else 1
         if requested not in (None, "auto") and count < int(requested):
             why = f"{self.total} points" if self.backend.ranged_scans else "this store can't start a scan at an id"
             self.echo(f"  {self.job.label}: {count} partitions, not {requested} ({why})")
