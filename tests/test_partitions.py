@@ -93,6 +93,7 @@ def test_a_resume_with_other_counts_reuses_the_stored_plan_and_redoes_at_most_a_
     stats = LocalExecutor().run(job, Worker(backend, {"e": second}), state=state, checkpoint_key="k", batch_size=batch,
                                 workers=1, partitions=7)  # other counts: the stored plan wins
     assert state.get_checkpoint("k")["partitions"] == plan
+    assert state.get_checkpoint("k")["done"] == n  # the op's total counts the partitions finished before too
     assert stats.resumed_at == sum(done) and stats.resumed_at + stats.points == n
     per_partition = max(1, workers // partitions)
     assert first.calls + second.calls <= n // batch + partitions * per_partition + partitions  # a batch per worker per partition, and each range's last short batch

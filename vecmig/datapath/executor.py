@@ -166,6 +166,7 @@ class JobRun:
         error (or Ctrl-C) halts the others, which finish the batches they are writing."""
         todo: queue.Queue = queue.Queue()
         for k in range(plan.count):
+            self._done[k] = int((self._load(f"{self.key}/{k}") or {}).get("done") or 0)  # finished ones count too
             todo.put(k)
         running = max(1, min(workers, plan.count))
         per_partition = max(1, workers // running)
