@@ -12,6 +12,7 @@ import pytest
 from weaviate_fixture import weaviate_url  # noqa: F401 - the session fixture
 
 from vecmig.backends import connect
+from vecmig.backends import weaviate as weaviate_backend
 from vecmig.config import Config
 from vecmig.errors import BackendError, ConfigError
 from vecmig.schema import CollectionSpec, Point, SparseVectorSpec, VectorSpec
@@ -406,6 +407,83 @@ def test_upsert_replaces_a_point_and_delete_removes_by_id(backend, made):
 
     backend.delete(name, [1, UUID_ID, 999])
     assert backend.count(name) == 0
+
+
+@pytest.mark.weaviate
+def test_insert_only_writes_grpc_batches_of_the_missing_ids_and_keeps_the_ones_that_exist(backend, made, monkeypatch):
+    name = new_collection(backend, made)
+    backend.upsert(name, [Point(i, {"title": "written by the app"}, {"minilm": [0, 0, 1, 0]}) for i in (3, 200, 449)])
+    requests: list[list] = []
+    in_flight, most, lock = [0], [0], threading.Lock()
+    insert_many = backend._insert_many
+
+    def counted(col, objects, what):
+        with lock:
+            requests.append([o.uuid.int for o in objects])
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+        try:
+            return insert_many(col, objects, what)
+        finally:
+            with lock:
+                in_flight[0] -= 1
+
+    monkeypatch.setattr(backend, "_insert_many", counted)
+    monkeypatch.setattr(weaviate_backend, "BATCH_CONCURRENCY", 2)
+
+    backend.upsert(name, [Point(i, {"title": f"p{i}"}, {"minilm": [1, 0, 0, 0]}) for i in range(450)], insert_only=True)
+
+    assert sorted(len(r) for r in requests) == [149, 149, 149]  # three even batches of 150, less the ids that exist
+    assert most[0] <= 2
+    assert sorted(i for r in requests for i in r) == sorted(set(range(450)) - {3, 200, 449})
+    assert backend.count(name) == 450
+    kept = backend.retrieve(name, [3, 200, 449, 4], with_vectors=True)
+    assert [p.payload["title"] for p in kept] == ["written by the app"] * 3 + ["p4"]
+    assert kept[0].vectors["minilm"] == [0.0, 0.0, 1.0, 0.0]
+
+
+@pytest.mark.weaviate
+def test_a_refused_object_is_tried_again_then_reported_by_id_and_the_others_are_written(backend, made, monkeypatch):
+    name = new_collection(backend, made)
+    tries: list[int] = []
+    insert_many = backend._insert_many
+    monkeypatch.setattr(backend, "_insert_many", lambda col, objects, what: tries.append(len(objects)) or insert_many(col, objects, what))
+    points = [Point(i, {"title": f"p{i}", "price": 1.5}, {"minilm": [1, 0, 0, 0]}) for i in range(10)]
+    points[4] = Point(4, {"title": "bad", "price": "not a number"}, {"minilm": [1, 0, 0, 0]})
+    points[7] = Point(UUID_ID, {"title": "bad too", "stock": "many"})
+
+    with pytest.raises(BackendError) as raised:
+        backend.upsert(name, points, insert_only=True)
+
+    message = str(raised.value)
+    assert "2 of 10 points were not written" in message and "4:" in message and UUID_ID in message
+    assert set(raised.value.failed) == {4, UUID_ID}
+    assert tries == [10, 2, 2]  # the batch, then the two refused objects twice more
+    assert sorted(p.id for p in backend.retrieve(name, list(range(10)))) == [0, 1, 2, 3, 5, 6, 8, 9]
+
+
+@pytest.mark.weaviate
+@pytest.mark.parametrize("insert_only", [True, False])
+def test_a_batch_request_that_fails_is_tried_again_and_insert_only_reads_the_ids_again(backend, made, monkeypatch, insert_only):
+    """A request lost on the way (the connection, a timeout) fails each of its objects; the retry of an
+    insert-only write leaves alone an id the application wrote in the meantime."""
+    name = new_collection(backend, made)
+    insert_many = backend._insert_many
+    calls: list[int] = []
+
+    def flaky(col, objects, what):
+        calls.append(len(objects))
+        if len(calls) == 1:
+            backend.upsert(name, [Point(2, {"title": "written by the app"})])
+            return {o.uuid: "connection reset" for o in objects}
+        return insert_many(col, objects, what)
+
+    monkeypatch.setattr(backend, "_insert_many", flaky)
+    backend.upsert(name, [Point(i, {"title": f"p{i}"}) for i in range(5)], insert_only=insert_only)
+
+    got = {p.id: p.payload["title"] for p in backend.retrieve(name, list(range(5)))}
+    assert got == {0: "p0", 1: "p1", 2: "written by the app" if insert_only else "p2", 3: "p3", 4: "p4"}
+    assert calls[0] == 5 and calls[2:] == [4 if insert_only else 5]  # calls[1]: the application's own write
 
 
 @pytest.mark.weaviate

@@ -37,8 +37,14 @@ def _parse_x(values: tuple[str, ...]) -> dict[str, str]:
 class State:
     """What the group options set up for the commands."""
 
-    def __init__(self, config_path, url, x, lock_timeout=None):
-        self.config_path, self.url, self.x, self.lock_timeout = config_path, url, x, lock_timeout
+    def __init__(self, config_path, url, x, lock_timeout=None, quiet=False):
+        self.config_path, self.url, self.x, self.lock_timeout, self.quiet = config_path, url, x, lock_timeout, quiet
+
+    def reporter(self, as_json: bool):
+        """Lines and progress bars of a migration: none with --json or -q."""
+        from vecmig.progress import Reporter
+
+        return Reporter(quiet=as_json or self.quiet)
 
     def config(self):
         from vecmig.config import Config
@@ -109,7 +115,7 @@ def cli(ctx, config_path, url, x_args, lock_timeout, debug, quiet):
     Revision files in versions/ declare collections and operations; `vecmig upgrade` applies them
     in order and records what it did in a state collection inside the store.
     """
-    ctx.obj = State(config_path, url, _parse_x(x_args), lock_timeout)
+    ctx.obj = State(config_path, url, _parse_x(x_args), lock_timeout, quiet)
     ctx.meta["debug"] = debug
     if quiet and not isinstance(sys.stdout, _Quiet):
         loud = sys.stdout
@@ -235,10 +241,8 @@ def _migrate_command(name, direction_help):
 @click.option("--accept-checksums", is_flag=True, help="Go on with revision files that changed since they were applied, or since their interrupted upgrade began (when what already ran is unchanged).")
 @click.pass_obj
 def upgrade(obj, target, plan_only, yes, as_json, accept_checksums):
-    from vecmig.progress import Reporter
-
     plan = _cmd().upgrade(obj.config(), target, plan_only=plan_only, accept_checksums=accept_checksums,
-                          reporter=Reporter(quiet=as_json), confirm=_confirm(yes))
+                          reporter=obj.reporter(as_json), confirm=_confirm(yes))
     _after_migrate(plan, plan_only, as_json)
 
 
@@ -246,18 +250,14 @@ def upgrade(obj, target, plan_only, yes, as_json, accept_checksums):
 @click.argument("target")
 @click.pass_obj
 def downgrade(obj, target, plan_only, yes, as_json):
-    from vecmig.progress import Reporter
-
-    plan = _cmd().downgrade(obj.config(), target, plan_only=plan_only, reporter=Reporter(quiet=as_json), confirm=_confirm(yes))
+    plan = _cmd().downgrade(obj.config(), target, plan_only=plan_only, reporter=obj.reporter(as_json), confirm=_confirm(yes))
     _after_migrate(plan, plan_only, as_json)
 
 
 @_migrate_command("rollback", "Undo what an interrupted upgrade did (a failed verify gate, a kill), last op first; the heads stay. `upgrade` would resume it instead.")
 @click.pass_obj
 def rollback(obj, plan_only, yes, as_json):
-    from vecmig.progress import Reporter
-
-    plan = _cmd().rollback(obj.config(), plan_only=plan_only, reporter=Reporter(quiet=as_json), confirm=_confirm(yes))
+    plan = _cmd().rollback(obj.config(), plan_only=plan_only, reporter=obj.reporter(as_json), confirm=_confirm(yes))
     _after_migrate(plan, plan_only, as_json)
 
 

@@ -49,6 +49,12 @@ ALIAS_STRATEGY = "create a new collection with the vector, fill it, and repoint 
 DROP_STRATEGY = "create a new collection without the vector, copy the points into it, and repoint an alias: create_collection + copy + repoint_alias"
 #: points per gRPC batch request, and ids per delete/retrieve request
 BATCH_SIZE = 200
+#: gRPC batch requests one write sends at once (each of the pipeline's workers writes its own)
+BATCH_CONCURRENCY = 2
+#: seconds between the tries of the objects a batch did not write (None: report them, by id)
+OBJECT_RETRY_PAUSES = (0.1, 0.5, None)
+#: failed ids named in the error (all of them are on its ``failed``)
+FAILED_SHOWN = 5
 IDS_PER_REQUEST = 1000
 #: seconds between the tries of a write Weaviate refused for a moment (None: the last try): while it
 #: updates a collection's vector indexes (adding a named vector does) its shards are read-only, and
@@ -419,39 +425,76 @@ class WeaviateBackend(Backend):
             return int(self._collection(collection).aggregate.over_all(total_count=True, filters=where).total_count or 0)
 
     def upsert(self, collection: str, points: list[Point], *, insert_only: bool = False) -> None:
-        """Batches over gRPC. ``insert_only``: ids that exist are looked up and skipped, and the rest
-        are created one by one with REST's create, which Weaviate refuses for an id that exists: a
-        point the application wrote in the meantime is never overwritten."""
+        """Batches over gRPC (``insert_many``), up to ``BATCH_CONCURRENCY`` requests at a time. An object
+        the server refuses is tried again (``OBJECT_RETRY_PAUSES``), then reported by id in one
+        BackendError; none is dropped.
+
+        ``insert_only``: Weaviate's batch replaces an object that exists, and it has no conditional
+        write. So each batch first reads which of its ids exist (one filtered fetch of ids), then
+        writes only the others. An application write landing between that read and the write (a
+        few milliseconds) is overwritten by this write's older version, and a point the
+        application deleted in between is written back. After a backfill, reconcile finds both:
+        the text hash no longer matches the source's text (stale: re-embedded, the source's payload
+        merged in), and the point is not in the source (extra: deleted). See ``vecmig.ops.data``.
+        """
         what = f"upsert into {collection!r}"
         _, wvc = client_library()
         shapes = self._shapes_of(collection, {name for p in points for name in p.vectors})
         objects = [wvc.data.DataObject(uuid=to_uuid(p.id), properties=payload_in(p.payload, f"{what}: point {p.id!r}"), vector=vectors_in(p, shapes, what)) for p in points]
+        ids = {obj.uuid: p.id for obj, p in zip(objects, points)}
         col = self._collection(collection)
-        if insert_only:
-            existing = self._existing(col, [o.uuid for o in objects], what)
-            for obj in objects:
-                if obj.uuid not in existing:
-                    self._retried(what, lambda obj=obj: self._create(col, obj, what))
+        if not objects:
             return
+        parts = -(-len(objects) // BATCH_SIZE)
+        size = -(-len(objects) // parts)  # even batches: 256 points are two of 128, not 200 + 56
+        batches = [objects[start : start + size] for start in range(0, len(objects), size)]
+        if len(batches) == 1:
+            failed = self._write_batch(col, batches[0], what, insert_only)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
 
-        def insert(start: int, chunk: list) -> None:
-            result = col.data.insert_many(chunk)
-            if result.has_errors:
-                index, error = min(result.errors.items())
-                raise BackendError(f"{what}: point {points[start + index].id!r}: {error.message} ({len(result.errors)} of {len(chunk)} points in the batch failed)")
+            failed = {}
+            with ThreadPoolExecutor(min(BATCH_CONCURRENCY, len(batches)), thread_name_prefix="vecmig-weaviate-batch") as pool:
+                for result in pool.map(lambda batch: self._write_batch(col, batch, what, insert_only), batches):
+                    failed.update(result)
+        if failed:
+            by_id = {ids[key]: message for key, message in failed.items()}
+            shown = ", ".join(f"{pid!r}: {message}" for pid, message in list(by_id.items())[:FAILED_SHOWN])
+            more = f" (and {len(by_id) - FAILED_SHOWN} more)" if len(by_id) > FAILED_SHOWN else ""
+            error = BackendError(self._scrub(f"{what}: {len(by_id)} of {len(objects)} points were not written (tried again, then given up): {shown}{more}"))
+            error.failed = by_id  # type: ignore[attr-defined] - every failed id with Weaviate's message
+            raise error
 
-        for start in range(0, len(objects), BATCH_SIZE):
-            self._retried(what, lambda start=start: insert(start, objects[start : start + BATCH_SIZE]))
+    def _write_batch(self, col, batch: list, what: str, insert_only: bool) -> dict[uuid.UUID, str]:
+        """One batch written, its failed objects tried again; what still failed: {uuid: message}.
 
-    def _create(self, col, obj, what: str) -> None:
-        """Create one object; an id that exists by now (written by someone else) is left alone."""
+        A retry of ``insert_only`` reads again which ids exist: one written meanwhile (or by a request
+        that failed only on the way back) is left alone."""
+        pending, pauses, waiting = batch, iter(OBJECT_RETRY_PAUSES), False
+        while True:
+            if insert_only:
+                existing = self._existing(col, [obj.uuid for obj in pending], what)
+                pending = [obj for obj in pending if obj.uuid not in existing]
+            failed = self._insert_many(col, pending, what) if pending else {}
+            if not waiting and failed and all("read-only" in message for message in failed.values()):
+                pauses, waiting = iter(WRITE_RETRY_PAUSES), True  # an index update: wait it out
+            pause = next(pauses)
+            if not failed or pause is None:
+                return failed
+            time.sleep(pause)
+            pending = [obj for obj in pending if obj.uuid in failed]
+
+    def _insert_many(self, col, objects: list, what: str) -> dict[uuid.UUID, str]:
+        """One gRPC batch request; the objects it did not write: {uuid: Weaviate's message}. A
+        request that fails as a whole (the connection, a timeout) fails each of its objects."""
+        prefix = f"{what}: Weaviate said: "
         try:
-            col.data.insert(uuid=obj.uuid, properties=obj.properties, vector=obj.vector)
-        except Exception as e:
-            if _status(e) == 422 and "already exists" in error_text(e):
-                return
             with self._errors(what):
-                raise
+                result = col.data.insert_many(objects)
+        except BackendError as e:
+            message = str(e).removeprefix(prefix)
+            return {obj.uuid: message for obj in objects}
+        return {objects[index].uuid: " ".join(error.message.split()) for index, error in result.errors.items()}
 
     def _existing(self, col, uuids: list[uuid.UUID], what: str, vector: str | None = None) -> dict[uuid.UUID, Any]:
         """The objects among ``uuids`` that exist, without properties (with ``vector`` if named)."""
@@ -523,6 +566,32 @@ class WeaviateBackend(Backend):
             for obj in res.objects:
                 found[obj.uuid] = point_from_object(obj, shapes)
         return [found[u] for u in uuids if u in found]
+
+    ranged_scans = True
+
+    def cursor_from(self, first):
+        """Weaviate's cursor starts *after* an id: after the UUID just below ``first``."""
+        below = to_uuid(first).int - 1
+        return {"after": str(uuid.UUID(int=below))} if below >= 0 else None
+
+    def cursor_id(self, cursor):
+        return None if not cursor or cursor.get("end") or not cursor.get("after") else from_uuid(cursor["after"])
+
+    def sample_ids(self, collection: str, n: int, filter: Filter | None = None) -> list[int | str]:
+        """One id-only pass of the cursor (no properties, no vectors), into a seeded sample."""
+        if filter is not None:
+            return super().sample_ids(collection, n, filter)
+        from vecmig.datapath.sample import Reservoir
+
+        col, reservoir, after = self._collection(collection), Reservoir(n), None
+        while True:
+            with self._errors(f"sampling ids of {collection!r}"):
+                objects = list(col.query.fetch_objects(limit=self.scan_page_size, after=after, return_properties=[]).objects)
+            for obj in objects:
+                reservoir.offer(from_uuid(obj.uuid))
+            if len(objects) < self.scan_page_size:
+                return reservoir.items
+            after = objects[-1].uuid
 
     def scroll_pages(
         self,
