@@ -410,6 +410,27 @@ def test_upsert_replaces_a_point_and_delete_removes_by_id(backend, made):
 
 
 @pytest.mark.weaviate
+@pytest.mark.parametrize("exact", [False, True])
+def test_an_application_write_in_the_insert_only_window_is_lost_to_a_batch_and_kept_by_exact(backend, made, monkeypatch, exact):
+    """The window between the existence check and the write, made to happen: the application writes
+    point 7 right after the check. A batch overwrites it (reconcile repairs that after a backfill);
+    ``exact`` creates objects one by one, and Weaviate refuses the id that exists by then."""
+    name = new_collection(backend, made)
+    existing = backend._existing
+
+    def check_then_app_writes(col, uuids, what, vector=None):
+        found = existing(col, uuids, what, vector)
+        backend.upsert(name, [Point(7, {"title": "written by the app"}, {"minilm": [0, 0, 1, 0]})])
+        return found
+
+    monkeypatch.setattr(backend, "_existing", check_then_app_writes)
+    backend.upsert(name, [Point(i, {"title": f"p{i}"}, {"minilm": [1, 0, 0, 0]}) for i in range(10)], insert_only=True, exact=exact)
+    monkeypatch.undo()
+    (seven,) = backend.retrieve(name, [7])
+    assert seven.payload["title"] == ("written by the app" if exact else "p7")
+    assert backend.count(name) == 10
+
+
 def test_insert_only_writes_grpc_batches_of_the_missing_ids_and_keeps_the_ones_that_exist(backend, made, monkeypatch):
     name = new_collection(backend, made)
     backend.upsert(name, [Point(i, {"title": "written by the app"}, {"minilm": [0, 0, 1, 0]}) for i in (3, 200, 449)])

@@ -172,6 +172,26 @@ def test_search_ranks_by_similarity_with_qdrant_style_scores(backend):  # noqa: 
 # copy ------------------------------------------------------------------------------------------------
 
 
+def test_copy_writes_exactly_insert_only_into_a_collection_a_route_dual_writes(backend, monkeypatch):  # noqa: F811
+    """No reconcile follows a copy: into a target the application dual-writes (a route writes to it,
+    through an alias or not), it asks the store for insert-only writes with no window (``exact``)."""
+    from vecmig.routing import RoutingTable, Target
+
+    a = DataApplier(backend)
+    source = make(backend, "Products_v1", {"old": 4}, [item(i) for i in range(1, 6)])
+    target = make(backend, "Products_v2", {"old": 4})
+    seen = []
+    upsert = backend.upsert
+    monkeypatch.setattr(backend, "upsert", lambda *args, **kw: (seen.append(kw.get("exact")), upsert(*args, **kw))[1])
+    a.apply("copy", {"source": source, "target": target})
+    alias = unique("Products_live")
+    backend.create_alias(alias, target)
+    RoutingTable(a.state.records).set_writes(unique("products"), [Target(source, "old"), Target(alias, "old")])
+    a.apply("copy", {"source": source, "target": target})
+    assert seen == [False, True]  # 5 points: one write each time, without a route and with one
+    backend.drop_alias(alias)
+
+
 def test_copy_renames_vectors_and_copies_only_what_the_filter_matches(backend):  # noqa: F811
     a = DataApplier(backend)
     source = make(backend, "Products_v1", {"old": 4, "other": 2}, [item(i) for i in range(1, 31)])

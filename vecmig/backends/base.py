@@ -147,10 +147,11 @@ class Backend(ABC):
         """Points in the collection (matching ``filter``), counted exactly."""
 
     @abstractmethod
-    def upsert(self, collection: str, points: list[Point], *, insert_only: bool = False) -> None:
+    def upsert(self, collection: str, points: list[Point], *, insert_only: bool = False, exact: bool = False) -> None:
         """Write whole points by id. ``insert_only``: ids that already exist are left untouched, so a
         point the application wrote in the meantime is never overwritten (each backend says how
-        far that is guaranteed)."""
+        far that is guaranteed). ``exact``: that holds whatever the timing, even where it costs
+        speed (a store without a conditional batch write), for writes no reconcile follows."""
 
     @abstractmethod
     def update_vectors(self, collection: str, points: list[Point], *, only_if_missing: str | None = None) -> None:

@@ -394,10 +394,11 @@ class QdrantBackend(Backend):
         with self.translate_errors(f"counting points of {collection!r}"):
             return self.client.count(collection, count_filter=qdrant_filter(filter), exact=True).count
 
-    def upsert(self, collection: str, points: list[Point], *, insert_only: bool = False) -> None:
+    def upsert(self, collection: str, points: list[Point], *, insert_only: bool = False, exact: bool = False) -> None:
         """``insert_only`` is Qdrant's ``update_mode: insert_only`` (server >= 1.17, and local mode):
-        the server skips ids that exist, so a newer write by the application always wins. Older
-        servers get read-then-write: a point written between the two requests is overwritten."""
+        the server skips ids that exist, so a newer write by the application always wins (``exact``
+        asks nothing more). Older servers get read-then-write: a point written between the two
+        requests is overwritten."""
         if not points:
             return
         structs = [point_struct(p) for p in points]

@@ -52,6 +52,8 @@ class CopyJob:
     vectors: dict[str, str] = field(default_factory=dict)
     filter: dict | None = None
     overwrite: bool = False
+    #: insert-only with no window at all (no reconcile follows a copy): the application dual-writes the target
+    exact: bool = False
 
     @property
     def label(self) -> str:
@@ -65,7 +67,7 @@ class CopyJob:
 
     def process(self, worker: Worker, points: list[Point]) -> None:
         out = [Point(p.id, dict(p.payload), renamed(p, self.vectors)) for p in points]
-        worker.backend.upsert(self.target, out, insert_only=not self.overwrite)
+        worker.backend.upsert(self.target, out, insert_only=not self.overwrite, exact=self.exact)
 
 
 @dataclass

@@ -23,8 +23,9 @@ What is guaranteed against concurrent application writes (dual-write on):
   more with that window widened to 50 ms (30 application writes landed in the window; none was
   lost; the other run stopped before the backfill wrote anything, its cause not found).
   Not repaired: a write in that window that changes only payload fields the text template does
-  not read (reconcile compares text hashes) keeps the older values, and ``copy`` has no reconcile:
-  what it overwrites in that window stays overwritten.
+  not read (reconcile compares text hashes) keeps the older values. ``copy`` has no reconcile: into
+  a collection a route dual-writes, it asks for ``exact`` insert-only writes (one REST create per
+  missing object, which Weaviate refuses for an id that exists: no window); elsewhere it batches.
 - Weaviate in place: no conditional write exists; the vectors are read, then written one by one
   (PATCH merges vectors and properties): a vector the application writes in between is
   overwritten. The reconcile step after the backfill compares each point's text hash with its
@@ -97,7 +98,9 @@ class Copy(Op):
         source = ctx.backend.get_collection(collection_behind(ctx.backend, self.source))
         if source is None:
             raise PlanError(f"{self.what()}: collection {self.source!r} does not exist")
-        job = CopyJob(self.source, self.target, vector_mapping(self.vectors, source), self.filter, self.overwrite)
+        target = collection_behind(ctx.backend, self.target)
+        job = CopyJob(self.source, self.target, vector_mapping(self.vectors, source), self.filter, self.overwrite,
+                      exact=dual_written(ctx, target))
         stats = ctx.run_job(job, Worker(ctx.backend), batch_size=self.batch_size, workers=self.workers, max_rate=self.max_rate,
                             partitions=self.partitions)
         return {"points": stats.resumed_at + stats.points}
@@ -127,3 +130,13 @@ class Backfill(EmbeddingOp):
         stats = ctx.run_job(self.job(self.source, self.target), self.worker(ctx, embedder), batch_size=self.batch_size,
                             workers=workers, max_rate=self.max_rate, partitions=self.partitions)
         return {"points": stats.resumed_at + stats.points, "embedder": self.embedder, "fingerprint": embedder.fingerprint()}
+
+
+def dual_written(ctx, collection: str) -> bool:
+    """Whether a route sends the application's writes to ``collection`` (through an alias or not)."""
+    if ctx.state is None:
+        return False
+    from vecmig.routing import RoutingTable
+
+    return any(collection_behind(ctx.backend, t.collection) == collection
+               for route in RoutingTable(ctx.state.records).all().values() for t in route.writes)
