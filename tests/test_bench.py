@@ -20,6 +20,7 @@ RUNS = {
     "bench_embed.py": ["--texts", "100", "--repeats", "1"],
     "bench_quality.py": ["--points", "500", "--sample", "20", "--linear-sample", "200"],
     "bench_load.py": ["--files", "10", "--rounds", "1"],
+    "bench_verify.py": ["--points", "300", "--rounds", "1"],
 }
 
 

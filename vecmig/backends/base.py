@@ -199,15 +199,24 @@ class Backend(ABC):
         """The id a cursor from ``scroll_pages`` stands at: the scan goes on at or after it (None: not known)."""
         return None
 
+    #: ids per page of an id-only scan (``scan_ids``): no payload and no vector, so pages can be large
+    id_page_size: int = 1000
+
+    def scan_ids(self, collection: str, filter: Filter | None = None) -> Iterator[list[int | str]]:
+        """Every id of ``collection`` (those matching ``filter``) in the store's id order, a page at a
+        time, without payloads or vectors. This default scrolls whole points."""
+        for page in self.scroll(collection, batch_size=self.id_page_size, filter=filter):
+            yield [point.id for point in page]
+
     def sample_ids(self, collection: str, n: int, filter: Filter | None = None) -> list[int | str]:
         """About ``n`` ids drawn uniformly from ``collection`` (those matching ``filter``), in no order:
         where a partition plan cuts. This default reads every id once, into a seeded sample."""
         from vecmig.datapath.sample import Reservoir
 
         reservoir = Reservoir(n)
-        for page in self.scroll(collection, batch_size=max(n, self.scan_page_size), filter=filter):
-            for point in page:
-                reservoir.offer(point.id)
+        for ids in self.scan_ids(collection, filter):
+            for point_id in ids:
+                reservoir.offer(point_id)
         return reservoir.items
 
     def scroll(

@@ -52,6 +52,9 @@ CONDITIONAL_WRITES = (1, 17, 0)
 #: points per scroll page in long scans: local mode sorts the whole collection for every page
 EMBEDDED_SCAN_PAGE = 2000
 SERVER_SCAN_PAGE = 500
+#: ids per page of an id-only scan: fewer pages, and each embedded page sorts every id again
+EMBEDDED_ID_PAGE = 20_000
+SERVER_ID_PAGE = 5_000
 #: local mode keeps no payload index info: vecmig keeps its own list in the collection's metadata
 LOCAL_INDEX_KEY = "vecmig_payload_indexes"
 NEW_COLLECTION_STRATEGY = "use the new-collection strategy: create_collection + copy/backfill + repoint_alias"
@@ -110,6 +113,7 @@ class QdrantBackend(Backend):
         self.embedded = embedded
         self.exclusive = embedded
         self.scan_page_size = EMBEDDED_SCAN_PAGE if embedded else SERVER_SCAN_PAGE
+        self.id_page_size = EMBEDDED_ID_PAGE if embedded else SERVER_ID_PAGE
         # local mode's collections are plain Python objects: one call at a time, whatever the thread
         self._serial = threading.RLock() if embedded else nullcontext()
         self._api_key = api_key  # only whether one is set: the key itself is never kept here
@@ -547,6 +551,17 @@ class QdrantBackend(Backend):
 
     def cursor_id(self, cursor):
         return None if not cursor or cursor.get("end") else cursor.get("offset")
+
+    def scan_ids(self, collection: str, filter: Filter | None = None) -> Iterator[list[int | str]]:
+        offset, flt = None, qdrant_filter(filter)
+        while True:
+            with self.translate_errors(f"scrolling the ids of {collection!r}"):
+                records, offset = self.client.scroll(collection, scroll_filter=flt, limit=self.id_page_size, offset=offset,
+                                                     with_payload=False, with_vectors=False)
+            if records:
+                yield [r.id for r in records]
+            if offset is None:
+                return
 
     def sample_ids(self, collection: str, n: int, filter: Filter | None = None) -> list[int | str]:
         """Qdrant's random sample (``query_points`` with ``sample: random``, servers >= 1.11): no pass

@@ -62,6 +62,8 @@ IDS_PER_REQUEST = 1000
 WRITE_RETRY_PAUSES = (0.05, 0.2, 0.5, 1.0, 2.0, 4.0, None)
 #: objects per cursor page in long scans (Weaviate's cursor pages are cheap: moderate pages suffice)
 SCAN_PAGE = 500
+#: ids per page of an id-only scan (Weaviate answers at most 10,000 objects a query by default)
+ID_PAGE = 5_000
 MIN_VERSION = {"aliases": (1, 32, 0), "add_vector": (1, 31, 0), "multivectors": (1, 29, 0)}
 _CLOUD_SUFFIXES = (".weaviate.cloud", ".weaviate.network")
 #: Weaviate's "no such collection": `... class does not exist` (1.35), `target class "X" does not exist` (1.38 aliases)
@@ -121,6 +123,7 @@ class WeaviateBackend(Backend):
     kind = "weaviate"
     default_state_collection = "VecmigState"
     scan_page_size = SCAN_PAGE
+    id_page_size = ID_PAGE
 
     def __init__(self, client, url, grpc_port: int, *, api_key: str | None = None):
         self.client = client
@@ -597,20 +600,19 @@ class WeaviateBackend(Backend):
     def cursor_id(self, cursor):
         return None if not cursor or cursor.get("end") or not cursor.get("after") else from_uuid(cursor["after"])
 
-    def sample_ids(self, collection: str, n: int, filter: Filter | None = None) -> list[int | str]:
-        """One id-only pass of the cursor (no properties, no vectors), into a seeded sample."""
+    def scan_ids(self, collection: str, filter: Filter | None = None) -> Iterator[list[int | str]]:
+        """The cursor without properties or vectors (with a filter, whole points are scrolled)."""
         if filter is not None:
-            return super().sample_ids(collection, n, filter)
-        from vecmig.datapath.sample import Reservoir
-
-        col, reservoir, after = self._collection(collection), Reservoir(n), None
+            yield from super().scan_ids(collection, filter)
+            return
+        col, after = self._collection(collection), None
         while True:
-            with self._errors(f"sampling ids of {collection!r}"):
-                objects = list(col.query.fetch_objects(limit=self.scan_page_size, after=after, return_properties=[]).objects)
-            for obj in objects:
-                reservoir.offer(from_uuid(obj.uuid))
-            if len(objects) < self.scan_page_size:
-                return reservoir.items
+            with self._errors(f"scrolling the ids of {collection!r}"):
+                objects = list(col.query.fetch_objects(limit=self.id_page_size, after=after, return_properties=[]).objects)
+            if objects:
+                yield [from_uuid(obj.uuid) for obj in objects]
+            if len(objects) < self.id_page_size:
+                return
             after = objects[-1].uuid
 
     def scroll_pages(

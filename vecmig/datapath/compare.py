@@ -207,11 +207,13 @@ class Comparison:
 
     def _into_target(self) -> Iterator[Page]:
         wanted: set = set()
-        for page in self._scroll(self.source, False, self.filter):
-            for p in page:
-                wanted.add(p.id)
-                if self.sampler is not None:
-                    self.sampler.offer(p.id)
+        for ids in self.backend.scan_ids(self.source, self.filter):  # ids only, in the store's large id pages
+            if self.on_read is not None:
+                self.on_read(len(ids))
+            wanted.update(ids)
+            if self.sampler is not None:
+                for point_id in ids:
+                    self.sampler.offer(point_id)
         self.tally.source = len(wanted)
         read_back = read_vectors(self.source_vectors)
         for page in self._scroll(self.target, self._presence_vectors()):

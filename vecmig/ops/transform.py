@@ -356,9 +356,9 @@ class TransformVectors(Op):
 
             size, name = int(self.sample["size"]), self.sample["embedder"]
             reservoir = Reservoir(size)
-            for points in backend.scroll(source, batch_size=page, filter=self.filter):
-                for p in points:
-                    reservoir.offer(p.id)
+            for ids in backend.scan_ids(source, self.filter):
+                for point_id in ids:
+                    reservoir.offer(point_id)
             points = [p for p in backend.retrieve(source, reservoir.items, with_vectors=read_vectors([self.from_vector])) if has(p, self.from_vector)]
             template = parse_template(self.sample["text"], self.what())
             new = load_embedder(name, ctx.config).embed_documents([template.render(p) for p in points]) if points else np.zeros((0, 0))
